@@ -1,0 +1,1 @@
+//! Executes a pipeline [`skiff_pipeline::Plan`] on a backend.

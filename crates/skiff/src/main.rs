@@ -1,0 +1,58 @@
+//! The `skiff` binary: parses the command line and hands each command to the library crate
+//! that does the work. No domain logic lives here; each `cmd_*` module only wires.
+
+mod cmd_exec;
+mod cmd_lint;
+mod cmd_registry;
+mod cmd_server;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Skiff: git hosting, Drone-compatible CI, an OCI registry and Kubernetes deploys in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline from the working directory, like `drone exec`.
+    Exec(cmd_exec::ExecArgs),
+    /// Check pipeline files and print every problem with its line and column.
+    Lint(cmd_lint::LintArgs),
+    /// The OCI registry on its own: serve it, or collect garbage.
+    Registry(cmd_registry::RegistryArgs),
+    /// Run the Skiff server (registry at /v2/, and more to come).
+    Server(cmd_server::ServerArgs),
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Exec(args) => cmd_exec::run(args),
+        Command::Lint(args) => cmd_lint::run(args),
+        Command::Registry(args) => cmd_registry::run(args),
+        Command::Server(args) => cmd_server::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("skiff: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default: warnings and above).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
