@@ -1,8 +1,10 @@
 //! The `skiff` binary: parses the command line and hands each command to the library crate
 //! that does the work. No domain logic lives here; each `cmd_*` module only wires.
 
+mod cmd_deploy;
 mod cmd_exec;
 mod cmd_lint;
+mod cmd_lock;
 mod cmd_registry;
 mod cmd_server;
 
@@ -25,6 +27,10 @@ enum Command {
     Lint(cmd_lint::LintArgs),
     /// The OCI registry on its own: serve it, or collect garbage.
     Registry(cmd_registry::RegistryArgs),
+    /// Deploy a manifest set to Kubernetes as a named app: diff, ordered apply, wait, prune.
+    Deploy(cmd_deploy::DeployArgs),
+    /// Resolve image references in manifests to digests and write a lock file.
+    Lock(cmd_lock::LockArgs),
     /// Run the Skiff server (registry at /v2/, and more to come).
     Server(cmd_server::ServerArgs),
 }
@@ -37,6 +43,8 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd_lint::run(args),
         Command::Registry(args) => cmd_registry::run(args),
         Command::Server(args) => cmd_server::run(args),
+        Command::Deploy(args) => cmd_deploy::run(args),
+        Command::Lock(args) => cmd_lock::run(args),
     };
     match result {
         Ok(code) => code,
