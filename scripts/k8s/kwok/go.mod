@@ -1,0 +1,5 @@
+module skiff.local/k8s-testenv/kwok
+
+go 1.26.0
+
+require sigs.k8s.io/kwok v0.8.0
