@@ -160,10 +160,8 @@ impl Engine {
     async fn kind(&self, api_version: &str, kind: &str, refresh: bool) -> Result<Option<Kind>> {
         let key = (api_version.to_string(), kind.to_string());
         let mut kinds = self.kinds.lock().await;
-        if !refresh {
-            if let Some(found) = kinds.get(&key) {
-                return Ok(found.clone());
-            }
+        if !refresh && let Some(found) = kinds.get(&key) {
+            return Ok(found.clone());
         }
         let (group, version) = split_api_version(api_version);
         let gvk = GroupVersionKind::gvk(group, version, kind);
@@ -358,18 +356,17 @@ impl Engine {
                 let mut note = None;
                 let mut target = planned.id.clone();
                 let mut object = planned.object.clone();
-                if let Some(ns) = &planned.id.namespace {
-                    if live.is_none() && set_namespaces.contains(ns.as_str()) {
-                        let exists = self.namespace_exists(ns).await.map_err(|e| e.to_string())?;
-                        if !exists {
-                            target.namespace = Some(self.namespace.clone());
-                            object["metadata"]["namespace"] = Value::String(self.namespace.clone());
-                            note = Some(format!(
-                                "namespace {ns} is created by this deploy: dry run done in {}",
-                                self.namespace
-                            ));
-                        }
-                    }
+                if let Some(ns) = &planned.id.namespace
+                    && live.is_none()
+                    && set_namespaces.contains(ns.as_str())
+                    && !self.namespace_exists(ns).await.map_err(|e| e.to_string())?
+                {
+                    target.namespace = Some(self.namespace.clone());
+                    object["metadata"]["namespace"] = Value::String(self.namespace.clone());
+                    note = Some(format!(
+                        "namespace {ns} is created by this deploy: dry run done in {}",
+                        self.namespace
+                    ));
                 }
                 let dry = self
                     .ssa(kind, &target, &object, true)
@@ -786,10 +783,10 @@ impl Engine {
             })?;
         let mut out = Vec::new();
         for id in &record.resources {
-            let health = match self.owned_live(app, id).await? {
-                Some((_, live)) => Some(health(id.group(), &id.kind, &live)),
-                None => None,
-            };
+            let health = self
+                .owned_live(app, id)
+                .await?
+                .map(|(_, live)| health(id.group(), &id.kind, &live));
             out.push(ResourceStatus {
                 id: id.clone(),
                 health,

@@ -141,16 +141,16 @@ fn collect(source_name: &str, index: usize, value: Value, out: &mut Vec<Document
     };
     let kind = string_field(&map, "kind").ok_or_else(|| bad("missing `kind`".into()))?;
     string_field(&map, "apiVersion").ok_or_else(|| bad(format!("{kind}: missing `apiVersion`")))?;
-    if kind.ends_with("List") {
-        if let Some(items) = map.get("items") {
-            let Value::Array(items) = items else {
-                return Err(bad(format!("{kind}: `items` must be a list")));
-            };
-            for item in items {
-                collect(source_name, index, item.clone(), out)?;
-            }
-            return Ok(());
+    if kind.ends_with("List")
+        && let Some(items) = map.get("items")
+    {
+        let Value::Array(items) = items else {
+            return Err(bad(format!("{kind}: `items` must be a list")));
+        };
+        for item in items {
+            collect(source_name, index, item.clone(), out)?;
         }
+        return Ok(());
     }
     let name = map
         .get("metadata")
