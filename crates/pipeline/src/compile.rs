@@ -28,8 +28,9 @@ pub struct PlanOptions {
 /// Every pipeline of a file compiled for one event.
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
-    /// One stage per `kind: pipeline` document, in document order (stage numbers are 1-based
-    /// positions in this list).
+    /// One stage per `kind: pipeline` document of a type Skiff runs (docker, kubernetes,
+    /// exec), in document order; stage numbers are 1-based positions in this list. Pipelines of
+    /// other runners' types (ssh, vm, ...) are left out with a warning.
     pub stages: Vec<Stage>,
     /// `kind: secret` documents, for the server to resolve.
     pub secrets: Vec<SecretDoc>,
@@ -186,7 +187,7 @@ fn check_manifest(file: &str, m: &Manifest, opts: &PlanOptions, diags: &mut Vec<
             format!("dependency cycle between pipelines: {}", cycle.join(" -> ")),
         ));
     }
-    for p in m.pipelines() {
+    for p in m.pipelines().filter(|p| p.supported) {
         check_pipeline(file, p, opts, diags);
     }
 }
@@ -464,8 +465,12 @@ pub fn plan_build(
     let starts: Vec<usize> = raw_pipelines.iter().map(|p| p.pos.line).collect();
 
     let mut stages = Vec::new();
+    let mut number = 0;
     for (i, rp) in raw_pipelines.iter().enumerate() {
-        let number = i + 1;
+        if !rp.supported {
+            continue;
+        }
+        number += 1;
         let mut env = drone_environment(ctx, &rp.name, number, &rp.platform);
         env.insert("DRONE_STAGE_TYPE".into(), rp.type_name.clone());
         env.insert(
@@ -531,7 +536,17 @@ pub fn plan_build(
             concurrency: rp.concurrency,
         });
     }
-    resolve_stage_deps(&mut stages);
+    let skipped: Vec<(String, Vec<String>)> = raw_pipelines
+        .iter()
+        .filter(|p| !p.supported)
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.depends_on.iter().map(|d| d.name.clone()).collect(),
+            )
+        })
+        .collect();
+    resolve_stage_deps(&mut stages, &skipped);
     let secrets = raw.secrets().cloned().collect();
     diags.retain(|d| !d.is_error());
     Ok(BuildPlan {
@@ -543,11 +558,15 @@ pub fn plan_build(
 
 /// Drone's `dag.Dependencies`: a matched stage's dependency on a stage that did not match is
 /// replaced by that stage's own dependencies, transitively.
-fn resolve_stage_deps(stages: &mut [Stage]) {
-    let declared: HashMap<String, (bool, Vec<String>)> = stages
+/// Pipelines of unsupported types (`skipped`) count as not matched.
+fn resolve_stage_deps(stages: &mut [Stage], skipped: &[(String, Vec<String>)]) {
+    let mut declared: HashMap<String, (bool, Vec<String>)> = stages
         .iter()
         .map(|s| (s.plan.name.clone(), (s.matched, s.depends_on.clone())))
         .collect();
+    for (name, deps) in skipped {
+        declared.insert(name.clone(), (false, deps.clone()));
+    }
     for s in stages.iter_mut().filter(|s| s.matched) {
         let mut out: Vec<String> = Vec::new();
         let mut todo: Vec<String> = s.depends_on.iter().rev().cloned().collect();
@@ -1168,11 +1187,23 @@ mod tests {
                 .any(|e| e.contains("unknown kind `pipelin`; did you mean `pipeline`?")),
             "{errs:?}"
         );
-        let errs = errors("kind: pipeline\ntype: ssh\nsteps: []\n");
+        let errs = errors("kind: pipeline\ntype: dockr\nsteps: []\n");
         assert!(
             errs.iter()
-                .any(|e| e.contains("unsupported pipeline type `ssh`")),
+                .any(|e| e.contains("unsupported pipeline type `dockr`; did you mean `docker`?")),
             "{errs:?}"
+        );
+        // Other runners' pipelines are skipped with a warning, and dependencies pass through.
+        let text = "kind: pipeline\nname: a\nsteps:\n- name: s\n  image: x\n---\nkind: pipeline\ntype: ssh\nname: win\ndepends_on: [a]\nserver:\n  host: h\nsteps:\n- name: s\n  commands: [dir]\n---\nkind: pipeline\nname: b\ndepends_on: [win]\nsteps:\n- name: s\n  image: x\n";
+        assert!(errors(text).is_empty());
+        let bp = plan(text);
+        let names: Vec<&str> = bp.stages.iter().map(|s| s.plan.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(bp.stages[1].depends_on, ["a"]);
+        assert!(
+            bp.warnings
+                .iter()
+                .any(|w| w.message.contains("type `ssh`, which Skiff does not run"))
         );
     }
 

@@ -97,7 +97,22 @@ pub struct Pipeline {
     pub concurrency: Option<u64>,
     pub image_pull_secrets: Vec<String>,
     pub environment: Vec<(String, EnvValue)>,
+    /// False for pipeline types of other Drone runners (ssh, vm, digitalocean, ...): kept so
+    /// that dependencies on them resolve, but never compiled or run.
+    pub supported: bool,
 }
+
+/// Pipeline types of Drone runners that Skiff does not provide.
+const OTHER_RUNNER_TYPES: &[&str] = &[
+    "ssh",
+    "vm",
+    "digitalocean",
+    "macstadium",
+    "aws",
+    "nomad",
+    "windows",
+    "podman",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct StepSpec {
@@ -257,6 +272,13 @@ impl<'a> Reader<'a> {
 
     /// Report an unknown key, as an error when it looks like a typo of a known one.
     fn unknown_key(&mut self, e: &Entry, known: &[&str], ignored: &[&str], what: &str) {
+        if e.key == "secrets" {
+            self.warn(
+                e.key_pos,
+                format!("`secrets` in {what} is Drone 0.8 syntax and is ignored; use `environment` with `from_secret`"),
+            );
+            return;
+        }
         if ignored.contains(&e.key.as_str()) {
             self.warn(
                 e.key_pos,
@@ -701,6 +723,7 @@ fn read_pipeline(r: &mut Reader<'_>, root: &Node) -> Option<Pipeline> {
         concurrency: None,
         image_pull_secrets: vec![],
         environment: vec![],
+        supported: true,
     };
     // The type decides how steps are read, so take it first.
     if let Some(t) = root.get("type") {
@@ -709,6 +732,14 @@ fn read_pipeline(r: &mut Reader<'_>, root: &Node) -> Option<Pipeline> {
             "" | "docker" => {}
             "kubernetes" => p.backend = BackendKind::Kubernetes,
             "exec" => p.backend = BackendKind::Exec,
+            other if OTHER_RUNNER_TYPES.contains(&other) => {
+                let name = root.get("name").and_then(Node::scalar).unwrap_or("default");
+                r.warn(
+                    t.pos,
+                    format!("pipeline `{name}` has type `{other}`, which Skiff does not run; it is skipped"),
+                );
+                p.supported = false;
+            }
             other => {
                 let hint = suggest(other, &["docker", "kubernetes", "exec"])
                     .map(|s| format!("; did you mean `{s}`?"))
@@ -780,6 +811,7 @@ fn read_pipeline(r: &mut Reader<'_>, root: &Node) -> Option<Pipeline> {
                     }
                 }
             }
+            "steps" | "services" if !p.supported => {}
             "steps" => p.steps = read_steps(r, v, false, p.backend),
             "services" => p.services = read_steps(r, v, true, p.backend),
             "volumes" => p.volumes = read_volumes(r, v),
@@ -805,10 +837,11 @@ fn read_pipeline(r: &mut Reader<'_>, root: &Node) -> Option<Pipeline> {
                 e.key_pos,
                 "a pipeline-level `when` is ignored by Drone and by Skiff; use `trigger`",
             ),
+            _ if !p.supported => {}
             _ => r.unknown_key(e, PIPELINE_KEYS, PIPELINE_IGNORED, "the pipeline"),
         }
     }
-    if root.get("steps").is_none() {
+    if root.get("steps").is_none() && p.supported {
         r.error(p.name_pos, format!("pipeline `{}` has no `steps`", p.name));
     }
     Some(p)
