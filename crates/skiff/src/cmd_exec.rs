@@ -54,6 +54,10 @@ pub struct ExecArgs {
     /// Trust the pipeline: allow privileged steps, host volumes, network_mode, shm_size.
     #[arg(long)]
     pub trusted: bool,
+    /// Id used to label what the build creates (`io.skiff.build=<id>`); random by default.
+    /// With several pipelines, each gets `<id>-<n>`. For tests and tooling.
+    #[arg(long, hide = true)]
+    pub build_id: Option<String>,
     /// Kill the build after this long (e.g. 90s, 30m, 1h30m).
     #[arg(long, value_parser = parse_duration, default_value = "60m")]
     pub timeout: Duration,
@@ -116,7 +120,15 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<ExitCode> {
         host_workspace: Some(workspace),
     };
     let mut prepared = Vec::new();
-    for stage in &stages {
+    for (n, stage) in stages.iter().enumerate() {
+        let mut opts = opts.clone();
+        if let Some(id) = &args.build_id {
+            opts.build_id = if stages.len() == 1 {
+                id.clone()
+            } else {
+                format!("{id}-{}", n + 1)
+            };
+        }
         let ready = skiff_runner::prepare(&stage.plan, &opts)?;
         for warning in ready.warnings() {
             eprintln!("skiff: pipeline `{}`: warning: {warning}", stage.plan.name);
