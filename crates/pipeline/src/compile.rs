@@ -14,7 +14,7 @@ use crate::plan::{
     BackendKind, CloneSettings, Plan, RunPolicy, Step, Volume, VolumeMount, VolumeSource, Workspace,
 };
 use crate::subst::substitute;
-use crate::yaml::{MAX_FILE_BYTES, parse_chunk, split_documents};
+use crate::yaml::{MAX_FILE_BYTES, parse_chunk_with_warnings, split_documents};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// How much the repository is trusted (Drone's per-repo `trusted` flag, `drone exec --trusted`).
@@ -94,13 +94,15 @@ pub fn parse(file: &str, text: &str) -> (Manifest, Vec<Diagnostic>) {
         return (manifest, reader.diags);
     }
     for chunk in split_documents(text) {
-        match parse_chunk(&chunk) {
-            Ok(Some(root)) => {
-                if let Some(res) = read_resource(&mut reader, &root) {
+        match parse_chunk_with_warnings(&chunk) {
+            Ok((root, warnings)) => {
+                for w in warnings {
+                    reader.warn(w.pos, w.message);
+                }
+                if let Some(res) = root.as_ref().and_then(|r| read_resource(&mut reader, r)) {
                     manifest.resources.push(res);
                 }
             }
-            Ok(None) => {}
             Err(e) => reader.error(e.pos, e.message),
         }
     }

@@ -157,7 +157,15 @@ pub struct YamlError {
 }
 
 /// Parse one chunk into a tree. Returns `Ok(None)` for an empty document.
+#[cfg(test)]
 pub fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<Node>, YamlError> {
+    parse_chunk_with_warnings(chunk).map(|(node, _)| node)
+}
+
+/// Like [`parse_chunk`], also returning non-fatal findings (duplicate keys).
+pub fn parse_chunk_with_warnings(
+    chunk: &Chunk<'_>,
+) -> Result<(Option<Node>, Vec<YamlError>), YamlError> {
     budget_check(chunk)?;
     let mut builder = Builder {
         parser: Parser::new_from_str(chunk.text),
@@ -165,8 +173,10 @@ pub fn parse_chunk(chunk: &Chunk<'_>) -> Result<Option<Node>, YamlError> {
         anchors: HashMap::new(),
         nodes: 0,
         last_pos: Pos::new(chunk.first_line, 1),
+        warnings: Vec::new(),
     };
-    builder.document()
+    let root = builder.document()?;
+    Ok((root, builder.warnings))
 }
 
 /// serde-saphyr walks the document once under a budget before we build anything.
@@ -182,6 +192,8 @@ fn budget_check(chunk: &Chunk<'_>) -> Result<(), YamlError> {
     budget.max_merge_keys = 10_000;
     let mut options = serde_saphyr::Options::default();
     options.budget = Some(budget);
+    // yaml.v2 (Drone) keeps the last of duplicate keys; the tree builder warns about them.
+    options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::LastWins;
     match serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(chunk.text, options) {
         Ok(_) => Ok(()),
         Err(err) => {
@@ -195,7 +207,18 @@ fn budget_check(chunk: &Chunk<'_>) -> Result<(), YamlError> {
                 })
                 .unwrap_or(Pos::new(chunk.first_line, 1));
             let text = err.to_string();
-            let message = text.lines().next().unwrap_or("invalid YAML").to_string();
+            let first = text.lines().next().unwrap_or("invalid YAML");
+            // serde-saphyr prefixes "error: line L column C: " relative to the chunk; our
+            // position is absolute, so drop it.
+            let message = match first.find(": ").zip(first.strip_prefix("error: line ")) {
+                Some(_) => first
+                    .splitn(2, "column ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_once(": "))
+                    .map_or(first, |(_, m)| m),
+                None => first.strip_prefix("error: ").unwrap_or(first),
+            }
+            .to_string();
             Err(YamlError {
                 pos,
                 message: format!("invalid YAML: {message}"),
@@ -210,6 +233,7 @@ struct Builder<'a> {
     anchors: HashMap<usize, Node>,
     nodes: usize,
     last_pos: Pos,
+    warnings: Vec<YamlError>,
 }
 
 enum Step {
@@ -398,6 +422,16 @@ impl<'a> Builder<'a> {
                     }
                 }
                 continue;
+            }
+            if let Some(i) = entries.iter().position(|e| e.key == key_text) {
+                let first = entries.remove(i);
+                self.warnings.push(YamlError {
+                    pos: key.pos,
+                    message: format!(
+                        "duplicate key `{key_text}` (also at line {}); the last one wins, as in Drone",
+                        first.key_pos.line
+                    ),
+                });
             }
             entries.push(Entry {
                 key: key_text,
