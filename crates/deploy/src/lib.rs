@@ -8,10 +8,13 @@ pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod health;
+pub mod image;
 pub mod inventory;
+pub mod lock;
 pub mod manifest;
 pub mod order;
 pub mod progress;
+pub mod registry;
 
 pub use client::{KubeconfigSource, connect};
 pub use engine::{Action, Change, Engine, Outcome, Plan, ResourceStatus};
