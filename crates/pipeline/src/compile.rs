@@ -1148,10 +1148,10 @@ mod tests {
     #[test]
     fn resources_and_types() {
         let bp = plan(
-            "kind: pipeline\ntype: kubernetes\nsteps:\n- name: a\n  image: x\n  resources:\n    limits:\n      cpu: 2\n      memory: 1Gi\n    requests:\n      cpu: 500m\n      memory: 500Mi\n---\nkind: pipeline\ntype: exec\nname: host\nplatform:\n  os: linux\n  arch: arm64\nsteps:\n- name: a\n  commands: [uname]\n",
+            "kind: pipeline\ntype: kubernetes\nsteps:\n- name: a\n  image: x\n  resources:\n    limits:\n      cpu: 1.5\n      memory: 1Gi\n    requests:\n      cpu: 500m\n      memory: 500Mi\n---\nkind: pipeline\ntype: exec\nname: host\nplatform:\n  os: linux\n  arch: arm64\nsteps:\n- name: a\n  commands: [uname]\n",
         );
         let r = &bp.stages[0].plan.steps[0].resources;
-        assert_eq!(r.cpu_limit_millis, Some(2000));
+        assert_eq!(r.cpu_limit_millis, Some(1500));
         assert_eq!(r.memory_limit_bytes, Some(1 << 30));
         assert_eq!(r.cpu_request_millis, Some(500));
         assert_eq!(r.memory_request_bytes, Some(500 << 20));

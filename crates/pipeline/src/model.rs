@@ -812,8 +812,8 @@ fn read_pipeline(r: &mut Reader<'_>, root: &Node) -> Option<Pipeline> {
                 }
             }
             "steps" | "services" if !p.supported => {}
-            "steps" => p.steps = read_steps(r, v, false, p.backend),
-            "services" => p.services = read_steps(r, v, true, p.backend),
+            "steps" => p.steps = read_steps(r, v, false),
+            "services" => p.services = read_steps(r, v, true),
             "volumes" => p.volumes = read_volumes(r, v),
             "trigger" => p.trigger = r.conditions(v, "trigger"),
             "depends_on" => p.depends_on = r.named_list(v, "depends_on"),
@@ -847,12 +847,7 @@ fn read_pipeline(r: &mut Reader<'_>, root: &Node) -> Option<Pipeline> {
     Some(p)
 }
 
-fn read_steps(
-    r: &mut Reader<'_>,
-    node: &Node,
-    services: bool,
-    backend: BackendKind,
-) -> Vec<StepSpec> {
+fn read_steps(r: &mut Reader<'_>, node: &Node, services: bool) -> Vec<StepSpec> {
     let what = if services { "services" } else { "steps" };
     let items = match &node.value {
         Value::Seq(items) => items,
@@ -864,16 +859,11 @@ fn read_steps(
     };
     items
         .iter()
-        .filter_map(|item| read_step(r, item, services, backend))
+        .filter_map(|item| read_step(r, item, services))
         .collect()
 }
 
-fn read_step(
-    r: &mut Reader<'_>,
-    node: &Node,
-    service: bool,
-    backend: BackendKind,
-) -> Option<StepSpec> {
+fn read_step(r: &mut Reader<'_>, node: &Node, service: bool) -> Option<StepSpec> {
     let what = if service { "a service" } else { "a step" };
     let Some(entries) = node.entries() else {
         r.error(
@@ -974,7 +964,7 @@ fn read_step(
                     format!("`{}` is not supported by Skiff yet and is ignored", e.key),
                 );
             }
-            "resources" => s.resources = read_resources(r, v, backend),
+            "resources" => s.resources = read_resources(r, v),
             "depends_on" => s.depends_on = r.named_list(v, "depends_on"),
             "when" => s.when = r.conditions(v, "when"),
             "working_dir" => s.working_dir = r.string(v, "working_dir"),
@@ -1114,7 +1104,7 @@ fn read_volumes(r: &mut Reader<'_>, node: &Node) -> Vec<VolumeSpec> {
     out
 }
 
-fn read_resources(r: &mut Reader<'_>, node: &Node, backend: BackendKind) -> Resources {
+fn read_resources(r: &mut Reader<'_>, node: &Node) -> Resources {
     let mut res = Resources::default();
     for e in r.entries(node, "`resources`") {
         let (cpu, mem) = match e.key.as_str() {
@@ -1129,7 +1119,7 @@ fn read_resources(r: &mut Reader<'_>, node: &Node, backend: BackendKind) -> Reso
         let mut m = None;
         for re in r.entries(&e.value, &format!("`{}`", e.key)) {
             match re.key.as_str() {
-                "cpu" => c = read_cpu(r, &re.value, backend),
+                "cpu" => c = read_cpu(r, &re.value),
                 "memory" => m = read_bytes(r, &re.value, "memory"),
                 _ => r.unknown_key(re, &["cpu", "memory"], &[], &format!("`{}`", e.key)),
             }
@@ -1140,28 +1130,28 @@ fn read_resources(r: &mut Reader<'_>, node: &Node, backend: BackendKind) -> Reso
     res
 }
 
-/// CPU in millicores. `500m` is always millicores; a bare number is millicores on the docker
-/// runner (Drone's docker documentation) and whole CPUs on kubernetes (a Kubernetes quantity).
-fn read_cpu(r: &mut Reader<'_>, node: &Node, backend: BackendKind) -> Option<u64> {
+/// CPU in millicores. An integer is millicores, as in both Drone runners (`cpu: 1000` is one
+/// CPU); `500m` is millicores too; a decimal like `1.5` is whole CPUs (Drone rejects it).
+fn read_cpu(r: &mut Reader<'_>, node: &Node) -> Option<u64> {
     let text = r.string(node, "cpu")?;
     let parsed = if let Some(m) = text.strip_suffix('m') {
         m.parse::<f64>().ok()
+    } else if text.contains('.') {
+        text.parse::<f64>().ok().map(|n| n * 1000.0)
     } else {
-        text.parse::<f64>().ok().map(|n| {
-            if backend == BackendKind::Kubernetes || text.contains('.') {
-                n * 1000.0
-            } else {
-                n
-            }
-        })
+        let n = text.parse::<f64>().ok();
+        if n.is_some_and(|n| n > 0.0 && n < 100.0) {
+            r.warn(
+                node.pos,
+                format!("`cpu: {text}` means {text} millicores (Drone's unit); write `{text}000` for {text} CPUs"),
+            );
+        }
+        n
     };
     match parsed {
         Some(v) if v >= 0.0 && v.is_finite() => Some(v.round() as u64),
         _ => {
-            r.error(
-                node.pos,
-                format!("`cpu` must be a number or millicores like `500m`, found `{text}`"),
-            );
+            r.error(node.pos, format!("`cpu` must be millicores like `1000` or `500m`, found `{text}`"));
             None
         }
     }
