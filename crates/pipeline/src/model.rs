@@ -1151,7 +1151,10 @@ fn read_cpu(r: &mut Reader<'_>, node: &Node) -> Option<u64> {
     match parsed {
         Some(v) if v >= 0.0 && v.is_finite() => Some(v.round() as u64),
         _ => {
-            r.error(node.pos, format!("`cpu` must be millicores like `1000` or `500m`, found `{text}`"));
+            r.error(
+                node.pos,
+                format!("`cpu` must be millicores like `1000` or `500m`, found `{text}`"),
+            );
             None
         }
     }
