@@ -210,15 +210,15 @@ fn budget_check(chunk: &Chunk<'_>) -> Result<(), YamlError> {
             let first = text.lines().next().unwrap_or("invalid YAML");
             // serde-saphyr prefixes "error: line L column C: " relative to the chunk; our
             // position is absolute, so drop it.
-            let message = match first.find(": ").zip(first.strip_prefix("error: line ")) {
-                Some(_) => first
-                    .splitn(2, "column ")
-                    .nth(1)
-                    .and_then(|rest| rest.split_once(": "))
-                    .map_or(first, |(_, m)| m),
-                None => first.strip_prefix("error: ").unwrap_or(first),
-            }
-            .to_string();
+            let message = first
+                .strip_prefix("error: line ")
+                .and_then(|rest| rest.split_once("column "))
+                .and_then(|(_, rest)| rest.split_once(": "))
+                .map_or_else(
+                    || first.strip_prefix("error: ").unwrap_or(first),
+                    |(_, m)| m,
+                )
+                .to_string();
             Err(YamlError {
                 pos,
                 message: format!("invalid YAML: {message}"),
