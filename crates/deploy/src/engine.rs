@@ -608,13 +608,17 @@ impl Engine {
     ) -> Result<()> {
         let mut pending: Vec<&(Kind, &Planned)> = resources.iter().collect();
         let mut last: HashMap<ResourceId, String> = HashMap::new();
+        let mut lives: HashMap<ResourceId, Value> = HashMap::new();
         loop {
-            let verdicts: Vec<Result<Health>> =
+            let verdicts: Vec<Result<(Health, Option<Value>)>> =
                 stream::iter(pending.iter().map(|(kind, planned)| async move {
                     let live = self.live(kind, &planned.id).await?;
                     Ok(match live {
-                        Some(live) => health(planned.id.group(), &planned.id.kind, &live),
-                        None => Health::Progressing("not found".into()),
+                        Some(live) => (
+                            health(planned.id.group(), &planned.id.kind, &live),
+                            Some(live),
+                        ),
+                        None => (Health::Progressing("not found".into()), None),
                     })
                 }))
                 .buffered(CONCURRENCY)
@@ -623,11 +627,15 @@ impl Engine {
             let mut still = Vec::new();
             for (entry, verdict) in pending.into_iter().zip(verdicts) {
                 let planned = entry.1;
-                match verdict? {
+                let (verdict, live) = verdict?;
+                if let Some(live) = live {
+                    lives.insert(planned.id.clone(), live);
+                }
+                match verdict {
                     Health::Ready => progress.ready(&planned.id),
                     Health::Failed(reason) => {
                         progress.failed(&planned.id, &reason);
-                        let why = self.explain(&entry.0, planned).await;
+                        let why = self.explain(planned, lives.get(&planned.id)).await;
                         return Err(Error::NotReady {
                             id: planned.id.to_string(),
                             reason: join_reason(&reason, &why),
@@ -646,10 +654,10 @@ impl Engine {
             }
             if Instant::now() >= deadline {
                 let mut reasons = Vec::new();
-                for (kind, planned) in &pending {
+                for (_, planned) in &pending {
                     let message = last.get(&planned.id).cloned().unwrap_or_default();
                     progress.failed(&planned.id, &format!("timed out: {message}"));
-                    let why = self.explain(kind, planned).await;
+                    let why = self.explain(planned, lives.get(&planned.id)).await;
                     reasons.push(format!("{} ({})", planned.id, join_reason(&message, &why)));
                 }
                 return Err(Error::Timeout {
@@ -662,13 +670,15 @@ impl Engine {
     }
 
     /// Why a resource is not ready: failing conditions of its pods and its recent events.
-    async fn explain(&self, _kind: &Kind, planned: &Planned) -> Vec<String> {
+    async fn explain(&self, planned: &Planned, live: Option<&Value>) -> Vec<String> {
         let mut out = Vec::new();
         let Some(ns) = planned.id.namespace.as_deref() else {
             return out;
         };
         let mut names = vec![planned.id.name.clone()];
-        let selector = planned.object["spec"]["selector"]["matchLabels"]
+        // The live object has server-made selectors too (a Job's `controller-uid`).
+        let source = live.unwrap_or(&planned.object);
+        let selector = source["spec"]["selector"]["matchLabels"]
             .as_object()
             .map(|labels| {
                 labels
