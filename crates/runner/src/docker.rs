@@ -25,7 +25,7 @@ use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, CreateImageOptions, KillContainerOptions,
     ListContainersOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use skiff_pipeline::{PullPolicy, VolumeSource};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -53,8 +53,8 @@ struct State {
     workspace_volume: Option<String>,
     /// Pipeline volume name -> docker volume name (disk-backed temp volumes).
     temp_volumes: HashMap<String, String>,
-    /// Containers created ahead of time, by step name, not yet claimed by `run`.
-    precreated: HashMap<String, String>,
+    /// Containers being created ahead of time, by step name, not yet claimed by `run`.
+    precreated: HashMap<String, JoinHandle<Result<String, String>>>,
     /// Every container created, for teardown.
     containers: Vec<String>,
     /// Background removals of finished containers.
@@ -292,18 +292,6 @@ impl DockerBackend {
         Ok(created.id)
     }
 
-    /// Creates a step's container during setup; a failure there stops the build.
-    async fn create_ahead(&self, spec: &StepSpec) -> Result<(String, String), RunnerError> {
-        self.create(spec)
-            .await
-            .map(|id| (spec.step.name.clone(), id))
-            .map_err(|message| RunnerError::Image {
-                step: spec.step.name.clone(),
-                image: spec.step.image.clone().unwrap_or_default(),
-                message,
-            })
-    }
-
     /// Removes a finished container without making the next step wait for it.
     fn remove_later(&self, id: String) {
         let docker = self.docker.clone();
@@ -531,32 +519,67 @@ impl Backend for DockerBackend {
         let (images, shared) = futures::join!(images, self.create_shared(build));
         images?;
         shared?;
-        // Create ahead of time what will run unless something fails.
-        let ahead: Vec<&StepSpec> = build
-            .steps
-            .iter()
-            .filter(|s| s.precreate && s.step.run_policy != skiff_pipeline::RunPolicy::Never)
-            .collect();
-        let jobs: Vec<_> = ahead
-            .into_iter()
-            .map(|spec| self.create_ahead(spec))
-            .collect();
-        let created: Vec<(String, String)> = futures::stream::iter(jobs)
-            .buffer_unordered(CREATE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        self.lock().precreated.extend(created);
+        // Create ahead of time, in plan order and a few at a time, what will run unless
+        // something fails. The first step starts as soon as its own container exists; the
+        // others are created while earlier steps run. Request bodies are built here so a bad
+        // one stops the build before anything starts.
+        let mut jobs = Vec::new();
+        {
+            let state = self.lock();
+            let shared = Arc::new(build.clone());
+            for spec in build
+                .steps
+                .iter()
+                .filter(|s| s.precreate && s.step.run_policy != skiff_pipeline::RunPolicy::Never)
+            {
+                let body = container_body(&shared, &state, spec).map_err(|message| {
+                    RunnerError::invalid(
+                        &build.pipeline,
+                        format!("step `{}`: {message}", spec.step.name),
+                    )
+                })?;
+                jobs.push((spec.step.name.clone(), container_name(&shared, spec), body));
+            }
+        }
+        let permits = Arc::new(tokio::sync::Semaphore::new(CREATE_CONCURRENCY));
+        let mut handles = HashMap::new();
+        for (step, name, body) in jobs {
+            let docker = self.docker.clone();
+            let permits = permits.clone();
+            let handle = tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let options = CreateContainerOptions {
+                    name: Some(name),
+                    ..Default::default()
+                };
+                docker
+                    .create_container(Some(options), body)
+                    .await
+                    .map(|created| created.id)
+                    .map_err(|e| format!("cannot create the container: {e}"))
+            });
+            handles.insert(step, handle);
+        }
+        self.lock().precreated = handles;
         Ok(())
     }
 
     async fn run(&self, spec: &StepSpec, mut log: StepLog, cancel: CancellationToken) -> StepExit {
         let claimed = self.lock().precreated.remove(&spec.step.name);
-        let id = match claimed {
-            Some(id) => id,
-            None => match self.create(spec).await {
-                Ok(id) => id,
-                Err(message) => return StepExit::Error(message),
+        let created = match claimed {
+            Some(handle) => match handle.await {
+                Ok(Ok(id)) => {
+                    self.lock().containers.push(id.clone());
+                    Ok(id)
+                }
+                Ok(Err(message)) => Err(message),
+                Err(e) => Err(format!("creating the container failed: {e}")),
             },
+            None => self.create(spec).await,
+        };
+        let id = match created {
+            Ok(id) => id,
+            Err(message) => return StepExit::Error(message),
         };
         let attach = AttachContainerOptions {
             stdout: true,
@@ -619,17 +642,24 @@ impl Backend for DockerBackend {
     }
 
     async fn teardown(&self) -> Vec<RunnerError> {
-        let (build, containers, removals, readers, network) = {
+        let (build, mut containers, removals, readers, network, pending) = {
             let mut state = self.lock();
-            state.precreated.clear();
+            let pending: Vec<_> = state.precreated.drain().map(|(_, h)| h).collect();
             (
                 state.build.clone(),
                 std::mem::take(&mut state.containers),
                 std::mem::take(&mut state.removals),
                 std::mem::take(&mut state.readers),
                 state.network.take(),
+                pending,
             )
         };
+        // Containers still being created ahead of time: let each finish, then remove it.
+        for handle in pending {
+            if let Ok(Ok(id)) = handle.await {
+                containers.push(id);
+            }
+        }
         let Some(build) = build else {
             return Vec::new();
         };
