@@ -175,3 +175,28 @@ async fn crd_and_custom_resource_in_one_set_from_stdin_with_kubeconfig_env() {
     let out = skiff(&["deploy", "delete", "-a", &app, "--yes"], None).await;
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_cannot_take_over_another_apps_resource() {
+    let Some(_client) = cluster("an_app_cannot_take_over_another_apps_resource").await else {
+        return;
+    };
+    let ns = unique("skt-own");
+    let (first, second) = (unique("own-a"), unique("own-b"));
+    let set = manifests(&[
+        ("ns.yaml", namespace(&ns)),
+        ("cm.yaml", config_map(&ns, "shared", "1")),
+    ]);
+    let dir = set.path().to_str().expect("utf-8");
+    let out = skiff(&["deploy", "-a", &first, "-f", dir, "--yes"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = skiff(&["deploy", "-a", &second, "-f", dir, "--yes"], None).await;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("belongs to app {first}")),
+        "{}",
+        text(&out)
+    );
+    let out = skiff(&["deploy", "delete", "-a", &first, "--yes"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+}
