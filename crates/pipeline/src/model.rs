@@ -1213,6 +1213,171 @@ fn read_bytes(r: &mut Reader<'_>, node: &Node, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cond::Condition;
+
+    fn manifest(text: &str) -> (Manifest, Vec<Diagnostic>) {
+        crate::parse("f.yml", text)
+    }
+
+    fn first_pipeline(text: &str) -> Pipeline {
+        let (m, d) = manifest(text);
+        assert!(d.iter().all(|d| !d.is_error()), "{d:?}");
+        m.pipelines().next().cloned().expect("a pipeline")
+    }
+
+    fn messages(text: &str) -> Vec<String> {
+        manifest(text).1.iter().map(ToString::to_string).collect()
+    }
+
+    fn cond(include: &[&str], exclude: &[&str]) -> Condition {
+        Condition {
+            include: include.iter().map(|s| s.to_string()).collect(),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn condition_forms() {
+        let p = first_pipeline(
+            "kind: pipeline\ntrigger:\n  branch: main\n  event: [push, tag]\n  ref:\n    include: [refs/heads/*]\n    exclude:\n    - refs/heads/wip*\nsteps:\n- name: a\n  image: x\n  when:\n    status: [failure]\n    cron: nightly\n",
+        );
+        assert_eq!(p.trigger.branch, cond(&["main"], &[]));
+        assert_eq!(p.trigger.event, cond(&["push", "tag"], &[]));
+        assert_eq!(
+            p.trigger.ref_,
+            cond(&["refs/heads/*"], &["refs/heads/wip*"])
+        );
+        assert_eq!(p.steps[0].when.status, cond(&["failure"], &[]));
+        assert_eq!(p.steps[0].when.cron, cond(&["nightly"], &[]));
+    }
+
+    #[test]
+    fn condition_problems_are_reported() {
+        let m = messages(
+            "kind: pipeline\ntrigger:\n  event: [pull-request]\n  branch:\n    includes: [main]\n  brnach: main\n  status: [done]\nsteps:\n- name: a\n  image: x\n",
+        );
+        assert!(m.iter().any(|m| m.contains("3:10: warning: unknown event `pull-request` never matches; did you mean `pull_request`?")), "{m:?}");
+        assert!(
+            m.iter().any(|m| m.contains(
+                "5:5: error: unknown key `includes` in `branch`; did you mean `include`?"
+            )),
+            "{m:?}"
+        );
+        assert!(
+            m.iter().any(|m| m
+                .contains("6:3: error: unknown key `brnach` in `trigger`; did you mean `branch`?")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter().any(|m| m.contains("status `done` is neither")),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn value_type_errors_have_positions() {
+        let m = messages(
+            "kind: pipeline\nclone:\n  depth: deep\nsteps:\n- name: a\n  image: x\n  privileged: maybe\n  environment:\n    LIST: [1, 2]\n    MAP:\n      value: 1\n    EMPTY:\n  commands: {a: b}\n- just a string\n",
+        );
+        let want = [
+            "3:10: error: `depth` must be a non-negative integer, found `deep`",
+            "7:15: error: `privileged` must be true or false, found `maybe`",
+            "9:11: error: environment `LIST` must be a string, found a list",
+            "11:7: error: environment `MAP` must be a string or `from_secret: NAME`",
+            "13:13: error: `commands` must be a string or a list of strings",
+            "14:3: error: a step must be a mapping, found a scalar",
+        ];
+        for w in want {
+            assert!(m.iter().any(|m| m.contains(w)), "missing {w:?} in {m:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_and_signatures() {
+        let (m, d) = manifest(
+            "kind: pipeline\nsteps: []\n---\nkind: secret\nname: token\ndata: abc==\n---\nkind: secret\nname: vault\nget:\n  path: secret/ci\n  name: token\n---\nkind: secret\n---\nkind: signature\nhmac: deadbeef\n",
+        );
+        let secrets: Vec<&SecretDoc> = m.secrets().collect();
+        assert_eq!(secrets[0].data.as_deref(), Some("abc=="));
+        assert_eq!(
+            secrets[1].get,
+            Some(SecretGet {
+                path: "secret/ci".into(),
+                name: "token".into()
+            })
+        );
+        let errors: Vec<String> = d
+            .iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("14:1: error: a secret needs a `name`")),
+            "{errors:?}"
+        );
+        assert!(
+            m.resources
+                .iter()
+                .any(|r| matches!(r, Resource::Signature(s) if s.hmac == "deadbeef"))
+        );
+    }
+
+    #[test]
+    fn volume_forms() {
+        let (m, d) = manifest(
+            "kind: pipeline\nsteps: []\nvolumes:\n- name: both\n  host: {path: /a}\n  temp: {}\n- name: none\n- name: pvc\n  claim:\n    name: data\n- name: mem\n  temp:\n    medium: memory\n",
+        );
+        let p = m.pipelines().next().expect("pipeline");
+        assert_eq!(
+            p.volumes
+                .iter()
+                .find(|v| v.name == "mem")
+                .and_then(|v| v.source.clone()),
+            Some(VolumeSource::Temp { in_memory: true })
+        );
+        let text: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|t| t
+                    .contains("4:3: error: volume `both` must have only one of `host` and `temp`")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("7:3: error: volume `none` needs `host` or `temp`")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("9:3: warning: `claim` volumes are not supported")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn cpu_units() {
+        let p = first_pipeline(
+            "kind: pipeline\nsteps:\n- name: a\n  image: x\n  resources:\n    limits: {cpu: 1500, memory: 2Gi}\n    requests: {cpu: 250m, memory: 64MiB}\n",
+        );
+        let r = &p.steps[0].resources;
+        assert_eq!(
+            (r.cpu_limit_millis, r.memory_limit_bytes),
+            (Some(1500), Some(2 << 30))
+        );
+        assert_eq!(
+            (r.cpu_request_millis, r.memory_request_bytes),
+            (Some(250), Some(64 << 20))
+        );
+        let m = messages(
+            "kind: pipeline\nsteps:\n- name: a\n  image: x\n  resources:\n    limits: {cpu: 2}\n",
+        );
+        assert!(
+            m.iter().any(|m| m.contains("`cpu: 2` means 2 millicores")),
+            "{m:?}"
+        );
+    }
 
     #[test]
     fn suggestions() {
