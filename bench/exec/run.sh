@@ -45,21 +45,31 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 
 floor_docker() { for _ in $(seq $steps); do docker run --rm "$image" true; done; }
 skiff_docker() { (cd "$work/docker" && NO_COLOR=1 "$skiff" exec); }
+# For context: the same runs on a user-defined network, as every skiff step is (the engine here
+# runs with --bridge=none, so plain `docker run` gets no network at all).
+floor_docker_net() { for _ in $(seq $steps); do docker run --rm --network "$net" "$image" true; done; }
 floor_exec() { for _ in $(seq $steps); do sh -c true; done; }
 skiff_exec() { (cd "$work/exec" && NO_COLOR=1 "$skiff" exec); }
+
+net=skiff-bench-$$
+docker network create "$net" >/dev/null
+trap 'rm -rf "$work"; docker network rm "$net" >/dev/null 2>&1 || true' EXIT
 
 # Warm up both paths once (page cache, engine state).
 skiff_docker >/dev/null 2>&1; floor_docker >/dev/null 2>&1
 
-fd=(); sd=(); fe=(); se=()
+fd=(); fn=(); sd=(); fe=(); se=(); ratios=()
 for r in $(seq "$rounds"); do
-  fd+=("$(time_ms floor_docker)"); sd+=("$(time_ms skiff_docker)")
+  fd+=("$(time_ms floor_docker)"); sd+=("$(time_ms skiff_docker)"); fn+=("$(time_ms floor_docker_net)")
   fe+=("$(time_ms floor_exec)"); se+=("$(time_ms skiff_exec)")
-  echo "round $r: docker floor ${fd[-1]} ms, skiff ${sd[-1]} ms; exec floor ${fe[-1]} ms, skiff ${se[-1]} ms" >&2
+  ratios+=("$(awk -v a="${sd[-1]}" -v b="${fd[-1]}" 'BEGIN{printf "%.3f", a/b}')")
+  echo "round $r: docker floor ${fd[-1]} ms, skiff ${sd[-1]} ms (ratio ${ratios[-1]}), floor on a network ${fn[-1]} ms; exec floor ${fe[-1]} ms, skiff ${se[-1]} ms" >&2
 done
 mfd=$(printf '%s\n' "${fd[@]}" | median); msd=$(printf '%s\n' "${sd[@]}" | median)
+mfn=$(printf '%s\n' "${fn[@]}" | median); mr=$(printf '%s\n' "${ratios[@]}" | median)
 mfe=$(printf '%s\n' "${fe[@]}" | median); mse=$(printf '%s\n' "${se[@]}" | median)
 
 echo "date: $(date -u +%Y-%m-%dT%H:%MZ); rounds: $rounds; steps: $steps; docker: $(docker version --format '{{.Server.Version}}')"
-echo "docker: floor (20 x docker run --rm) median ${mfd} ms; skiff exec median ${msd} ms; ratio $(awk -v a="$msd" -v b="$mfd" 'BEGIN{printf "%.2f", a/b}')"
+echo "docker: floor (20 x docker run --rm) median ${mfd} ms; skiff exec median ${msd} ms; ratio of medians $(awk -v a="$msd" -v b="$mfd" 'BEGIN{printf "%.2f", a/b}'); median of per-round ratios ${mr}"
+echo "docker: for context, 20 x docker run --rm --network <user-defined> median ${mfn} ms; skiff / that $(awk -v a="$msd" -v b="$mfn" 'BEGIN{printf "%.2f", a/b}')"
 echo "exec:   floor (20 x sh -c true) median ${mfe} ms; skiff exec median ${mse} ms; overhead per step $(awk -v a="$mse" -v b="$mfe" -v n=$steps 'BEGIN{printf "%.2f", (a-b)/n}') ms"

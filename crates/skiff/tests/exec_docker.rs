@@ -445,3 +445,56 @@ fn bad_input_fails_before_anything_starts() {
     assert_ne!(run.code, Some(0), "{}", run.dump());
     assert!(run.stderr.contains("nowhere"), "{}", run.dump());
 }
+
+#[test]
+fn pull_policies_and_plugins() {
+    if !docker_ready("pull_policies_and_plugins") {
+        return;
+    }
+    // Default policy on `:latest` pulls; no registry is reachable here, so Skiff warns and
+    // uses the local copy. A plugin (no commands) keeps its entrypoint and gets PLUGIN_*.
+    let ws = Workspace::new(
+        &(header("default")
+            + r#"steps:
+- name: plugin
+  image: skiff-test/busybox:latest
+  entrypoint: [/bin/sh, -c]
+  command: ['echo "msg=$PLUGIN_MESSAGE tags=$PLUGIN_TAGS"']
+  settings:
+    message: hello
+    tags: [a, b]
+"#),
+    );
+    let id = build_id("pull");
+    let run = ws.run(&["--build-id", &id]);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert_eq!(run.step_log("plugin"), "msg=hello tags=a,b");
+    assert!(
+        run.stderr.contains("using the local image"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+
+    // `pull: always` must pull: with no registry that fails before anything starts.
+    let ws = Workspace::new(
+        &(header("default")
+            + r#"steps:
+- name: first
+  image: skiff-test/busybox:1
+  commands: [echo should not run]
+- name: fresh
+  image: skiff-test/busybox:1
+  pull: always
+  commands: [true]
+"#),
+    );
+    let run = ws.run(&[]);
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert!(
+        run.stderr.contains("skiff-test/busybox:1"),
+        "{}",
+        run.dump()
+    );
+    assert!(!run.stdout.contains("should not run"), "{}", run.dump());
+}
