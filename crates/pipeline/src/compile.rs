@@ -588,28 +588,40 @@ fn resolve_stage_deps(stages: &mut [Stage], skipped: &[(String, Vec<String>)]) {
     }
 }
 
-/// Drone's workspace rules (drone-runner-docker `createWorkspace`): default `/drone/src`; an
-/// absolute `path` with no `base` becomes the base.
+/// Drone's workspace rules (drone-runner-docker `createWorkspace`): the working directory is
+/// `/drone/src` by default; `base` + `path` are joined; an absolute `path` without a `base`
+/// becomes the base itself; a relative `path` without a base lives under `/drone/src`. The
+/// shared volume is mounted at `base` (`/drone` unless given). Windows gets `c:` and `\`.
 fn workspace(p: &Pipeline) -> Workspace {
-    let (mut base, mut path) = (p.workspace_base.clone(), p.workspace_path.clone());
-    if base.is_empty() && path.starts_with('/') {
-        base = path;
-        path = String::new();
-    }
-    if base.is_empty() {
-        base = "/drone".into();
-    }
-    if path.is_empty() && p.workspace_base.is_empty() && p.workspace_path.is_empty() {
-        path = "src".into();
-    }
-    let full = if path.is_empty() {
-        base.clone()
-    } else if path.starts_with('/') {
-        path.clone()
-    } else {
-        format!("{}/{}", base.trim_end_matches('/'), path)
+    let (base, full) = match (p.workspace_base.as_str(), p.workspace_path.as_str()) {
+        ("", "") => ("/drone".to_string(), "/drone/src".to_string()),
+        ("", path) if path.starts_with('/') => (path.to_string(), path.to_string()),
+        ("", path) => ("/drone".to_string(), join_path("/drone/src", path)),
+        (base, path) => (base.to_string(), join_path(base, path)),
     };
+    if p.platform.os == "windows" {
+        let win = |s: &str| format!("c:{}", s.replace('/', "\\"));
+        return Workspace {
+            base: win(&base),
+            path: win(&full),
+        };
+    }
     Workspace { base, path: full }
+}
+
+/// Go's `path.Join` for our purposes: one `/` between parts, no trailing `/`, `.`/`..` folded.
+fn join_path(base: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in base.split('/').chain(path.split('/')) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// `plugins/docker:20` → `plugins/docker`, also under `docker.io/` or `index.docker.io/`.
@@ -1143,6 +1155,22 @@ mod tests {
         );
         let w = p("  base: /go\n  path: src/app");
         assert_eq!((w.base.as_str(), w.path.as_str()), ("/go", "/go/src/app"));
+        let w = p("  base: /go");
+        assert_eq!((w.base.as_str(), w.path.as_str()), ("/go", "/go"));
+        let w = p("  path: app/../code/");
+        assert_eq!(
+            (w.base.as_str(), w.path.as_str()),
+            ("/drone", "/drone/src/code")
+        );
+        let w = plan("kind: pipeline\nplatform:\n  os: windows\nsteps:\n- name: a\n  image: x\n")
+            .stages[0]
+            .plan
+            .workspace
+            .clone();
+        assert_eq!(
+            (w.base.as_str(), w.path.as_str()),
+            ("c:\\drone", "c:\\drone\\src")
+        );
     }
 
     #[test]
