@@ -159,10 +159,12 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let mut reports: Vec<BuildReport> = Vec::new();
     for (stage, ready, backend) in prepared {
         let failed = reports.iter().any(|r| r.status != Status::Success);
-        let deps_done = stage
-            .depends_on
-            .iter()
-            .all(|d| reports.iter().any(|r| &r.pipeline == d));
+        // A pipeline picked with --pipeline runs alone; its dependencies are not run.
+        let deps_done = args.pipeline.is_some()
+            || stage
+                .depends_on
+                .iter()
+                .all(|d| reports.iter().any(|r| &r.pipeline == d));
         // Drone's downstream rule: run on failure only if asked, on success unless told not to.
         let wanted = if failed {
             stage.on_failure
@@ -239,9 +241,18 @@ fn spawn_cancel_watchers(
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        eprintln!("skiff: stopping: killing running steps and removing what the build created");
+        eprintln!(
+            "skiff: stopping: killing running steps and removing what the build created \
+             (press Ctrl-C again to quit at once)"
+        );
         flag.store(true, Ordering::SeqCst);
         token.cancel();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("skiff: quitting without cleanup; remove leftovers labelled io.skiff.build");
+        std::process::exit(130);
     });
     let token = cancel.clone();
     let flag = timed_out.clone();

@@ -102,3 +102,61 @@ fn exec_timeout_kills_the_whole_process_group() {
     });
     assert!(!alive, "background process {pid} survived the cancel");
 }
+
+#[test]
+fn pipelines_follow_depends_on_and_trigger_status() {
+    let ws = Workspace::new(
+        r#"kind: pipeline
+type: exec
+name: first
+steps:
+- name: a
+  commands: [echo first-a, exit 1]
+---
+kind: pipeline
+type: exec
+name: second
+depends_on: [first]
+steps:
+- name: b
+  commands: [echo second-b]
+---
+kind: pipeline
+type: exec
+name: on-fail
+depends_on: [first]
+trigger:
+  status: [failure]
+steps:
+- name: c
+  commands: [echo notify]
+"#,
+    );
+    let run = ws.run(&[]);
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert!(
+        run.stdout.contains("pipeline `first`: failure"),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.stderr.contains("pipeline `second` skipped"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(run.step_log("c"), "+ echo notify\nnotify");
+
+    // --pipeline runs that pipeline alone.
+    let run = ws.run(&["--pipeline", "second"]);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert_eq!(run.step_log("b"), "+ echo second-b\nsecond-b");
+    assert!(!run.stdout.contains("first-a"));
+
+    let run = ws.run(&["--pipeline", "nope"]);
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert!(
+        run.stderr.contains("first, second, on-fail"),
+        "{}",
+        run.dump()
+    );
+}
