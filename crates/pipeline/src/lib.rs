@@ -7,6 +7,34 @@
 //!
 //! Entry points: [`plan_build`] for a build, [`lint`] for `skiff lint`, [`substitute`] and
 //! [`drone_environment`] for the runner.
+//!
+//! ```
+//! use skiff_pipeline::{BuildContext, PlanOptions, RunPolicy, plan_build};
+//!
+//! let yaml = "kind: pipeline\nname: ci\nsteps:\n- name: test\n  image: golang\n  commands: [go test ./...]\n- name: publish\n  image: plugins/docker\n  settings:\n    tags: [latest, '${DRONE_COMMIT_SHA:0:8}']\n  when:\n    event: tag\n";
+//! let ctx = BuildContext {
+//!     event: "push".into(),
+//!     branch: "main".into(),
+//!     git_ref: "refs/heads/main".into(),
+//!     sha: "0123456789abcdef".into(),
+//!     ..Default::default()
+//! };
+//! let build = plan_build(".drone.yml", yaml, &ctx, &PlanOptions::default()).expect("valid file");
+//! let plan = &build.stages[0].plan;
+//! assert!(build.stages[0].matched);
+//! assert_eq!(plan.steps[0].depends_on, ["clone"]); // serial mode: clone, then each step
+//! assert_eq!(plan.steps[1].depends_on, ["test"]);
+//! assert_eq!(plan.steps[1].run_policy, RunPolicy::Never); // `when: event: tag` on a push
+//! assert_eq!(plan.steps[1].environment["PLUGIN_TAGS"], "latest,01234567");
+//! assert!(plan.steps[1].privileged); // plugins/docker as a plugin
+//!
+//! let problems = skiff_pipeline::lint(".drone.yml", "kind: pipeline\nsteps:\n- name: a\n  imgae: x\n", &PlanOptions::default());
+//! let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+//! assert_eq!(text, [
+//!     ".drone.yml:3:9: error: step `a` has no `image`",
+//!     ".drone.yml:4:3: error: unknown key `imgae` in a step `a`; did you mean `image`?",
+//! ]);
+//! ```
 
 mod compile;
 pub mod cond;
