@@ -546,6 +546,12 @@ pub async fn execute(
                     StepExit::Killed => (Status::Killed, EXIT_KILLED, None),
                     StepExit::Error(message) => (Status::Error, EXIT_ERROR, Some(message)),
                 };
+                if let Some(message) = &error {
+                    // The backend's log writer is gone; say why in the step's log all the same.
+                    let mut log =
+                        StepLog::new(&spec.step.name, spec.number, masker.clone(), sink.clone());
+                    log.note(&format!("skiff: {message}"));
+                }
                 if status == Status::Error && !ignored {
                     any_error = true;
                 }

@@ -21,6 +21,8 @@ struct Behaviour {
     sleep_ms: u64,
     exit: i64,
     output: &'static str,
+    /// The backend fails to run the step with this message.
+    error: Option<&'static str>,
 }
 
 #[derive(Default)]
@@ -74,6 +76,9 @@ impl Backend for Fake {
             .cloned()
             .unwrap_or_default();
         log.write(b.output.as_bytes());
+        if let Some(message) = b.error {
+            return StepExit::Error(message.to_string());
+        }
         if spec.step.detach {
             self.runs
                 .lock()
@@ -433,4 +438,25 @@ fn bad_plans_fail_before_running() {
 fn clone_dependency_is_dropped_in_exec_mode() {
     let p = plan(vec![step("a", &["clone"])]);
     assert!(prepare(&p, &RunOptions::default()).is_ok());
+}
+
+#[tokio::test]
+async fn backend_error_is_an_error_status_with_a_reason() {
+    let fake = Fake::with(&[(
+        "broken",
+        Behaviour {
+            error: Some("cannot start the container: no such file"),
+            ..Default::default()
+        },
+    )]);
+    let p = plan(vec![step("broken", &[]), step("next", &["broken"])]);
+    let (report, sink) = run_with(&p, fake, RunOptions::default()).await;
+    assert_eq!(report.status, Status::Error);
+    assert_eq!(status_of(&report, "broken"), Status::Error);
+    assert_eq!(report.steps[0].exit_code, 255);
+    assert_eq!(status_of(&report, "next"), Status::Skipped);
+    assert_eq!(
+        sink.text_of("broken"),
+        "skiff: cannot start the container: no such file"
+    );
 }

@@ -498,3 +498,56 @@ fn pull_policies_and_plugins() {
     );
     assert!(!run.stdout.contains("should not run"), "{}", run.dump());
 }
+
+#[test]
+fn container_options_reach_the_engine() {
+    if !docker_ready("container_options_reach_the_engine") {
+        return;
+    }
+    let ws = Workspace::new(
+        &(header("default")
+            + r#"steps:
+- name: plain
+  image: skiff-test/busybox:1
+  commands:
+  - ls /dev | wc -l
+- name: opts
+  image: skiff-test/busybox:1
+  privileged: true
+  user: "65534"
+  working_dir: /tmp
+  shm_size: 16mb
+  commands:
+  - id -u
+  - pwd
+  - df -k /dev/shm | tail -1 | awk '{print $2}'
+  - ls /dev | wc -l
+"#),
+    );
+    let id = build_id("options");
+    let run = ws.run(&["--trusted", "--build-id", &id]);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    let opts = run.step_log("opts");
+    assert!(opts.contains("\n65534\n"), "{opts}");
+    assert!(opts.contains("\n/tmp\n"), "{opts}");
+    assert!(opts.contains("\n16384\n"), "{opts}");
+    // Privileged containers see the host's devices. (Root in a privileged container cannot
+    // start in this sandbox, "unable to apply caps", hence the non-root user.)
+    let devices = |log: &str| -> u32 {
+        log.lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        devices(&opts) > devices(&run.step_log("plain")),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+
+    // Without --trusted, privileged steps are refused before anything starts.
+    let run = ws.run(&[]);
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert!(run.stderr.contains("privileged"), "{}", run.dump());
+}
