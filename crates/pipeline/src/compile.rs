@@ -519,7 +519,7 @@ pub fn plan_build(
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
-        let mut plan = compile_pipeline(p, ctx, &env, &opts);
+        let mut plan = compile_pipeline(p, ctx, &env);
         let next_start = starts.get(i + 1).copied().unwrap_or(usize::MAX);
         plan.warnings = diags
             .iter()
@@ -655,7 +655,6 @@ fn compile_pipeline(
     p: &Pipeline,
     ctx: &BuildContext,
     drone_env: &BTreeMap<String, String>,
-    _opts: &PlanOptions,
 ) -> Plan {
     let ws = workspace(p);
     let clone = (!p.clone_disable).then_some(CloneSettings {

@@ -115,3 +115,24 @@ pub enum Error {
     )]
     BadSubstitution { offset: usize, reason: String },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_formats() {
+        let e = Diagnostic::error("a.yml", Pos::new(3, 7), "bad thing");
+        let w = Diagnostic::warning("a.yml", Pos::new(9, 1), "odd thing");
+        assert_eq!(e.to_string(), "a.yml:3:7: error: bad thing");
+        let all = Diagnostics(vec![e.clone(), w]);
+        assert_eq!(
+            all.to_string(),
+            "a.yml:3:7: error: bad thing\na.yml:9:1: warning: odd thing"
+        );
+        assert!(all.has_errors());
+        assert_eq!(all.errors().count(), 1);
+        let boxed: Box<dyn std::error::Error> = Box::new(all);
+        assert!(boxed.to_string().starts_with("a.yml:3:7"));
+    }
+}
