@@ -358,7 +358,10 @@ fn check_pipeline(file: &str, p: &Pipeline, opts: &PlanOptions, diags: &mut Vec<
                 }
             }
             BackendKind::Docker | BackendKind::Kubernetes => {
-                if s.image.as_deref().is_none_or(str::is_empty) {
+                // A misspelt `image` key was already reported; don't pile on.
+                if s.image.as_deref().is_none_or(str::is_empty)
+                    && !s.misspelt.iter().any(|k| k == "image")
+                {
                     err(
                         diags,
                         s.name_pos,
@@ -979,10 +982,17 @@ mod tests {
                 .any(|t| t.starts_with("f.yml:9:3: warning: unknown key `frobnicate`")),
             "{text:?}"
         );
+        // The misspelt `imgae` is reported once, without a follow-up "has no image".
         assert!(
-            text.iter()
-                .any(|t| t.starts_with("f.yml:7:9: error: step `b` has no `image`")),
+            !text.iter().any(|t| t.contains("has no `image`")),
             "{text:?}"
+        );
+        let missing = errors("kind: pipeline\nsteps:\n- name: c\n  commands: [ls]\n");
+        assert!(
+            missing
+                .iter()
+                .any(|e| e.contains(":3:9: error: step `c` has no `image`")),
+            "{missing:?}"
         );
     }
 

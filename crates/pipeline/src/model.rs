@@ -145,6 +145,8 @@ pub struct StepSpec {
     pub shell: Option<String>,
     /// Keys only trusted repositories may use (besides `privileged`), with their position.
     pub trusted_keys: Vec<Named>,
+    /// Known keys that appear misspelt (already reported), so follow-up errors can be skipped.
+    pub misspelt: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,12 +274,23 @@ impl<'a> Reader<'a> {
 
     /// Report an unknown key, as an error when it looks like a typo of a known one.
     fn unknown_key(&mut self, e: &Entry, known: &[&str], ignored: &[&str], what: &str) {
+        self.unknown_key_meant(e, known, ignored, what);
+    }
+
+    /// [`Self::unknown_key`], returning the known key it probably meant.
+    fn unknown_key_meant(
+        &mut self,
+        e: &Entry,
+        known: &[&str],
+        ignored: &[&str],
+        what: &str,
+    ) -> Option<String> {
         if e.key == "secrets" {
             self.warn(
                 e.key_pos,
                 format!("`secrets` in {what} is Drone 0.8 syntax and is ignored; use `environment` with `from_secret`"),
             );
-            return;
+            return None;
         }
         if ignored.contains(&e.key.as_str()) {
             self.warn(
@@ -287,20 +300,26 @@ impl<'a> Reader<'a> {
                     e.key
                 ),
             );
-            return;
+            return None;
         }
         match suggest(&e.key, known) {
-            Some(s) => self.error(
-                e.key_pos,
-                format!("unknown key `{}` in {what}; did you mean `{s}`?", e.key),
-            ),
-            None => self.warn(
-                e.key_pos,
-                format!(
-                    "unknown key `{}` in {what} is ignored (as Drone does)",
-                    e.key
-                ),
-            ),
+            Some(s) => {
+                self.error(
+                    e.key_pos,
+                    format!("unknown key `{}` in {what}; did you mean `{s}`?", e.key),
+                );
+                Some(s.to_string())
+            }
+            None => {
+                self.warn(
+                    e.key_pos,
+                    format!(
+                        "unknown key `{}` in {what} is ignored (as Drone does)",
+                        e.key
+                    ),
+                );
+                None
+            }
         }
     }
 
@@ -969,12 +988,12 @@ fn read_step(r: &mut Reader<'_>, node: &Node, service: bool) -> Option<StepSpec>
             "when" => s.when = r.conditions(v, "when"),
             "working_dir" => s.working_dir = r.string(v, "working_dir"),
             "shell" => s.shell = r.string(v, "shell"),
-            _ => r.unknown_key(
-                e,
-                STEP_KEYS,
-                STEP_IGNORED,
-                &format!("{what} `{}`", step_label(entries)),
-            ),
+            _ => {
+                let label = format!("{what} `{}`", step_label(entries));
+                if let Some(meant) = r.unknown_key_meant(e, STEP_KEYS, STEP_IGNORED, &label) {
+                    s.misspelt.push(meant);
+                }
+            }
         }
     }
     if s.name.is_empty() {
