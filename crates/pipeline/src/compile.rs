@@ -13,7 +13,7 @@ use crate::model::{
 use crate::plan::{
     BackendKind, CloneSettings, Plan, RunPolicy, Step, Volume, VolumeMount, VolumeSource, Workspace,
 };
-use crate::subst::substitute;
+use crate::subst::{OffsetMap, substitute, substitute_mapped};
 use crate::yaml::{MAX_FILE_BYTES, parse_chunk_with_warnings, split_documents};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -133,6 +133,27 @@ fn sort_dedup(diags: &mut Vec<Diagnostic>) {
 fn subst_diagnostic(file: &str, text: &str, e: &Error) -> Diagnostic {
     let Error::BadSubstitution { offset, .. } = e;
     Diagnostic::error(file, offset_pos(text, *offset), e.to_string())
+}
+
+/// Move a diagnostic found in `substituted` to the same place in `original`.
+fn remap(d: &mut Diagnostic, substituted: &str, original: &str, map: &OffsetMap) {
+    if d.line == 0 {
+        return;
+    }
+    let mut offset = 0;
+    for (n, line) in substituted.split_inclusive('\n').enumerate() {
+        if n + 1 == d.line {
+            offset += line
+                .char_indices()
+                .nth(d.column.saturating_sub(1))
+                .map_or(line.len(), |(i, _)| i);
+            break;
+        }
+        offset += line.len();
+    }
+    let pos = offset_pos(original, map.to_input(offset));
+    d.line = pos.line;
+    d.column = pos.column;
 }
 
 fn offset_pos(text: &str, offset: usize) -> Pos {
@@ -486,7 +507,7 @@ pub fn plan_build(
                 .collect::<Vec<_>>()
                 .join(","),
         );
-        let substituted = match substitute(text, &env) {
+        let (substituted, map) = match substitute_mapped(text, &env) {
             Ok(s) => s,
             Err(e) => return Err(Diagnostics(vec![subst_diagnostic(file, text, &e)])),
         };
@@ -495,15 +516,20 @@ pub fn plan_build(
         } else {
             parse(file, &substituted)
         };
-        let errors: Vec<Diagnostic> = sub_diags.into_iter().filter(Diagnostic::is_error).collect();
+        let note = |mut d: Diagnostic| {
+            remap(&mut d, &substituted, text, &map);
+            d.message = format!(
+                "{} (after substituting variables for pipeline `{}`)",
+                d.message, rp.name
+            );
+            d
+        };
+        let errors: Vec<Diagnostic> = sub_diags
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .map(note)
+            .collect();
         if !errors.is_empty() {
-            let mut errors = errors;
-            for e in &mut errors {
-                e.message = format!(
-                    "{} (after substituting variables for pipeline `{}`)",
-                    e.message, rp.name
-                );
-            }
             return Err(Diagnostics(errors));
         }
         let Some(p) = m.pipelines().nth(i) else {
@@ -518,7 +544,11 @@ pub fn plan_build(
         };
         let mut check = Vec::new();
         check_pipeline(file, p, &opts, &mut check);
-        let errors: Vec<Diagnostic> = check.into_iter().filter(Diagnostic::is_error).collect();
+        let errors: Vec<Diagnostic> = check
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .map(note)
+            .collect();
         if !errors.is_empty() {
             return Err(Diagnostics(errors));
         }
@@ -1121,6 +1151,20 @@ mod tests {
                 .any(|e| e.contains(":6:10: error: bad substitution")),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn errors_after_substitution_point_at_the_original_text() {
+        let ctx = BuildContext {
+            params: [("IMG".to_string(), "alpine: 3.19".to_string())].into(),
+            ..push()
+        };
+        let text = "kind: pipeline\nsteps:\n- name: a\n  image: ${IMG}\n  commands: [ls]\n";
+        assert!(errors(text).is_empty());
+        let err = plan_build("f", text, &ctx, &PlanOptions::default()).expect_err("bad YAML");
+        let d = &err.0[0];
+        assert!(d.message.contains("after substituting variables"), "{d}");
+        assert_eq!((d.line, d.column), (4, 10), "{d}");
     }
 
     #[test]

@@ -13,13 +13,59 @@ use std::collections::BTreeMap;
 
 /// Expand every `${...}` in `text` using `vars`.
 pub fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Error> {
+    substitute_mapped(text, vars).map(|(out, _)| out)
+}
+
+/// Where each piece of a substituted text came from, so that positions found in the output
+/// (YAML errors, lint findings) can be reported at the right column of the original file.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetMap {
+    pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone)]
+struct Piece {
+    out: usize,
+    input: usize,
+    in_len: usize,
+    /// Plain text (offsets move together) rather than an expanded `${...}`.
+    text: bool,
+}
+
+impl OffsetMap {
+    /// The byte offset in the original text that produced byte `out` of the output.
+    pub fn to_input(&self, out: usize) -> usize {
+        let idx = self.pieces.partition_point(|p| p.out <= out);
+        let Some(p) = idx.checked_sub(1).and_then(|i| self.pieces.get(i)) else {
+            return out;
+        };
+        if p.text {
+            p.input + (out - p.out).min(p.in_len)
+        } else {
+            p.input
+        }
+    }
+}
+
+/// [`substitute`], also returning the map from output offsets back to input offsets.
+pub fn substitute_mapped(
+    text: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<(String, OffsetMap), Error> {
     let mut p = Parser { s: text, i: 0 };
     let nodes = p.parse_text()?;
     let mut out = String::with_capacity(text.len());
-    for n in &nodes {
+    let mut map = OffsetMap::default();
+    for (n, start, end) in &nodes {
+        map.pieces.push(Piece {
+            out: out.len(),
+            input: *start,
+            in_len: end - start,
+            text: matches!(n, Node::Text(_)),
+        });
         eval(n, vars, &mut out);
     }
-    Ok(out)
+    Ok((out, map))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,16 +131,17 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Top level: text and functions until the end.
-    fn parse_text(&mut self) -> Result<Vec<Node>, Error> {
+    /// Top level: text and functions with their input spans.
+    fn parse_text(&mut self) -> Result<Vec<(Node, usize, usize)>, Error> {
         let mut nodes = Vec::new();
         while self.i < self.s.len() {
-            if self.at_lbrack() {
-                nodes.push(self.parse_func()?);
+            let start = self.i;
+            let node = if self.at_lbrack() {
+                self.parse_func()?
             } else {
-                let t = self.run(Accept::Any, true);
-                nodes.push(Node::Text(t));
-            }
+                Node::Text(self.run(Accept::Any, true))
+            };
+            nodes.push((node, start, self.i));
         }
         Ok(nodes)
     }
@@ -778,6 +825,20 @@ mod tests {
             substitute("${DRONE_COMMIT_SHA:0:8}", &sha).expect("ok"),
             "01234567"
         );
+    }
+
+    #[test]
+    fn offsets_map_back_to_the_input() {
+        let v = vars(&[("LONG", "a-much-longer-value"), ("E", "")]);
+        let input = "x: ${LONG} y ${E}z $$w";
+        let (out, map) = substitute_mapped(input, &v).expect("ok");
+        assert_eq!(out, "x: a-much-longer-value y z $w");
+        let y_out = out.find(" y").expect("y");
+        assert_eq!(&input[map.to_input(y_out)..map.to_input(y_out) + 2], " y");
+        let z_out = out.find('z').expect("z");
+        assert_eq!(&input[map.to_input(z_out)..=map.to_input(z_out)], "z");
+        // Inside an expansion, positions point at its `${`.
+        assert_eq!(map.to_input(5), input.find("${LONG}").expect("var"));
     }
 
     #[test]
