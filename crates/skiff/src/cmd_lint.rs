@@ -22,12 +22,45 @@ pub struct LintArgs {
 /// Exit status 1 when any file has an error (or cannot be read), 0 otherwise.
 pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     let stdout = std::io::stdout();
-    let failed = lint_files(&args, &mut stdout.lock())?;
+    let mut out = QuietOnBrokenPipe {
+        inner: stdout.lock(),
+        closed: false,
+    };
+    let failed = lint_files(&args, &mut out)?;
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Stops writing, without an error, once the reader went away (`skiff lint | head`), so the
+/// exit status still reflects the files.
+struct QuietOnBrokenPipe<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Write for QuietOnBrokenPipe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.inner.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
+    }
 }
 
 /// Lint every file, writing diagnostics to `out`; true when any error was found.
