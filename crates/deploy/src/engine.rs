@@ -546,7 +546,7 @@ impl Engine {
         }
         for (weight, group) in groups {
             progress.group(weight, group.len());
-            let applied: Vec<(Kind, &Planned)> =
+            let applied: Vec<(Kind, &Planned, bool)> =
                 stream::iter(group.into_iter().map(|planned| async move {
                     // Kinds from CRDs of this set are served only now.
                     let kind = match self
@@ -563,7 +563,8 @@ impl Engine {
                                 api_version: planned.id.api_version.clone(),
                             })?,
                     };
-                    self.ssa(&kind, &planned.id, &planned.object, false)
+                    let applied = self
+                        .ssa(&kind, &planned.id, &planned.object, false)
                         .await
                         .map_err(|e| api_err(&planned.id, "apply", &e))?;
                     let what = if planned.action == Action::Create {
@@ -572,12 +573,24 @@ impl Engine {
                         "configured"
                     };
                     progress.applied(&planned.id, what);
-                    Ok::<_, Error>((kind, planned))
+                    // The object the server answered with may already be ready (kinds without
+                    // status); only the others are polled.
+                    let ready =
+                        health(planned.id.group(), &planned.id.kind, &applied) == Health::Ready;
+                    if ready {
+                        progress.ready(&planned.id);
+                    }
+                    Ok::<_, Error>((kind, planned, ready))
                 }))
                 .buffered(CONCURRENCY)
                 .try_collect()
                 .await?;
-            self.wait(&applied, deadline, timeout, progress).await?;
+            let pending: Vec<(Kind, &Planned)> = applied
+                .into_iter()
+                .filter(|(_, _, ready)| !ready)
+                .map(|(kind, planned, _)| (kind, planned))
+                .collect();
+            self.wait(&pending, deadline, timeout, progress).await?;
         }
         for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
             self.delete_one(&plan.app, &change.id).await?;
