@@ -21,6 +21,11 @@ async fn wait_failure_names_resource_and_stops_next_group() {
         "stuck",
         "registry.example/stuck:1",
         "      nodeSelector: {skiff.dev/no-such-node: \"true\"}\n",
+    )
+    // Let the controller declare it failed (ProgressDeadlineExceeded) well before the timeout.
+    .replace(
+        "  replicas: 1\n",
+        "  replicas: 1\n  progressDeadlineSeconds: 8\n",
     );
     let later = config_map(&ns, "after", "1").replace(
         "metadata: {",

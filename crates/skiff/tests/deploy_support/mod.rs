@@ -103,7 +103,7 @@ pub fn manifests(files: &[(&str, String)]) -> tempfile::TempDir {
 /// A Deployment that becomes ready on the KWOK node.
 pub fn deployment(ns: &str, name: &str, image: &str, extra_pod_spec: &str) -> String {
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: 1\n  progressDeadlineSeconds: 8\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n{extra_pod_spec}      containers: [{{name: main, image: \"{image}\"}}]\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n{extra_pod_spec}      containers: [{{name: main, image: \"{image}\"}}]\n"
     )
 }
 
