@@ -9,9 +9,8 @@ cd "$(dirname "$0")/../.."
 . scripts/lib.sh
 : "${KUBECONFIG:?run: eval \"\$(scripts/k8s-testenv up)\"}"
 SKIFF=${SKIFF:-target/release/skiff}
-KUBECTL=${KUBECTL:-$SKIFF_CACHE/k8s/bin/kubectl}
 [ -x "$SKIFF" ] || die "build skiff first: cargo build --release -p skiff"
-[ -x "$KUBECTL" ] || die "kubectl not found (scripts/k8s-testenv build makes it)"
+KUBECTL=${KUBECTL:-$(scripts/k8s-testenv kubectl)}   # built from k8s.io/kubernetes on first use
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
 # gen NAMESPACE DIR: write the 200-resource set.
