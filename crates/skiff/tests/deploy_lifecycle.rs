@@ -89,6 +89,25 @@ async fn deploy_update_prune_rollback_delete() {
             deployment(&ns, "web", "registry.example/web:2", ""),
         ),
     ]);
+    // --dry-run shows the plan and the diff and changes nothing.
+    let v2_dir = v2.path().to_str().expect("utf-8");
+    let out = skiff(&["deploy", "-a", &app, "-f", v2_dir, "--dry-run"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("registry.example/web:2"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("1 update") && text(&out).contains("1 delete"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(image(&client, &ns, "web").await, "registry.example/web:1");
+    assert!(
+        config_map_exists(&client, &ns, "old").await,
+        "dry run pruned nothing"
+    );
     let out = skiff(
         &[
             "deploy",
