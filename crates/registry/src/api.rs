@@ -249,12 +249,9 @@ async fn handle(state: &AppState, request: Request) -> Result<Response> {
         }
         Route::Upload(name, id) => {
             let repo = RepoName::parse(&name)?;
-            let action = if method == Method::GET {
-                Action::Pull
-            } else {
-                Action::Push
-            };
-            auth.check(request.headers(), Some((&repo, action))).await?;
+            // Upload sessions belong to a push, status queries included.
+            auth.check(request.headers(), Some((&repo, Action::Push)))
+                .await?;
             match method {
                 Method::GET => {
                     let size = registry.upload_size(&repo, &id).await?;
@@ -295,14 +292,13 @@ async fn handle(state: &AppState, request: Request) -> Result<Response> {
                     auth.check(request.headers(), Some((&repo, Action::Pull)))
                         .await?;
                     let found = registry.manifest_get(&repo, &reference).await?;
-                    let mut builder = Response::builder()
+                    let builder = Response::builder()
                         .status(StatusCode::OK)
                         .header(header::CONTENT_TYPE, found.media_type.as_str())
                         .header(header::CONTENT_LENGTH, found.body.len())
                         .header("Docker-Content-Digest", found.digest.to_string())
                         .header(header::ETAG, format!("\"{}\"", found.digest));
                     if method == Method::HEAD {
-                        builder = builder.header(header::ACCEPT_RANGES, "bytes");
                         return build(builder, Body::empty());
                     }
                     build(builder, Body::from(found.body))

@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex};
 
 /// Chunks smaller than this are coalesced before they cross to the writer and hasher threads.
 const COALESCE: usize = 1 << 20;
+/// Chunks at least this large are passed on without copying.
+const DIRECT: usize = 64 << 10;
 /// How many coalesced chunks may wait for each thread (bounds memory per upload to ~8 MiB).
-const QUEUE: usize = 4;
+const QUEUE: usize = 8;
 
 /// The state of one upload between requests.
 #[derive(Debug)]
@@ -187,9 +189,13 @@ where
         let next = body.next().await;
         let flush = match &next {
             Some(Ok(chunk)) => {
-                if pending.is_empty() && chunk.len() >= COALESCE {
+                if pending.is_empty() && chunk.len() >= DIRECT {
+                    // Large chunks cross as they are: no copy.
                     Some(chunk.clone())
                 } else {
+                    if pending.capacity() - pending.len() < chunk.len() {
+                        pending.reserve(COALESCE.max(chunk.len()));
+                    }
                     pending.extend_from_slice(chunk);
                     (pending.len() >= COALESCE).then(|| pending.split().freeze())
                 }

@@ -4,13 +4,13 @@
 
 use super::{ByteStream, Children, Meta, Storage, check_key};
 use crate::error::{Error, Result};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Chunk size for streaming reads: large enough to amortize syscalls and channel hops.
-const READ_CHUNK: usize = 1 << 20;
+const READ_CHUNK: usize = 2 << 20;
 
 #[derive(Debug, Clone)]
 pub struct FsStorage {
@@ -52,27 +52,21 @@ pub(crate) fn stream_file(mut file: std::fs::File, mut remaining: u64) -> ByteSt
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::task::spawn_blocking(move || {
         while remaining > 0 {
-            let want = remaining.min(READ_CHUNK as u64) as usize;
-            let mut buf = BytesMut::zeroed(want);
-            let mut filled = 0;
-            while filled < want {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
+            let want = remaining.min(READ_CHUNK as u64);
+            // `read_to_end` into reserved capacity: no zero-filling, one copy from the page cache.
+            let mut buf = Vec::with_capacity(want as usize);
+            match (&mut file).take(want).read_to_end(&mut buf) {
+                Ok(0) => {
+                    let _ = tx.blocking_send(Err(std::io::ErrorKind::UnexpectedEof.into()));
+                    return;
+                }
+                Ok(n) => remaining -= n as u64,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
                 }
             }
-            if filled == 0 {
-                let _ = tx.blocking_send(Err(std::io::ErrorKind::UnexpectedEof.into()));
-                return;
-            }
-            buf.truncate(filled);
-            remaining -= filled as u64;
-            if tx.blocking_send(Ok(buf.freeze())).is_err() {
+            if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
                 return; // the client went away
             }
         }
