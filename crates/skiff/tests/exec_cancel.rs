@@ -127,7 +127,7 @@ fn timeout_kills_the_build() {
     let ws = Workspace::new(PIPELINE);
     let id = build_id("timeout");
     let started = Instant::now();
-    let run = ws.run(&["--build-id", &id, "--timeout", "3s"]);
+    let run = ws.run(&["--build-id", &id, "--timeout", "8s"]);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{}",
