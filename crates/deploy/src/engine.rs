@@ -592,9 +592,38 @@ impl Engine {
                 .collect();
             self.wait(&pending, deadline, timeout, progress).await?;
         }
-        for change in plan.changes.iter().filter(|c| c.action == Action::Delete) {
-            self.delete_one(&plan.app, &change.id).await?;
-            progress.deleted(&change.id);
+        let gone: Vec<ResourceId> = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Delete)
+            .map(|c| c.id.clone())
+            .collect();
+        self.delete_ordered(&plan.app, &gone, progress).await
+    }
+
+    /// Delete resources group by group, highest weight first, each group concurrently.
+    async fn delete_ordered(
+        &self,
+        app: &str,
+        ids: &[ResourceId],
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let mut groups: BTreeMap<std::cmp::Reverse<i64>, Vec<&ResourceId>> = BTreeMap::new();
+        for id in ids {
+            groups
+                .entry(std::cmp::Reverse(static_weight(id)))
+                .or_default()
+                .push(id);
+        }
+        for group in groups.into_values() {
+            stream::iter(group.into_iter().map(|id| async move {
+                self.delete_one(app, id).await?;
+                progress.deleted(id);
+                Ok::<_, Error>(())
+            }))
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
         }
         Ok(())
     }
@@ -786,10 +815,7 @@ impl Engine {
         ids: &[ResourceId],
         progress: &dyn Progress,
     ) -> Result<()> {
-        for id in ids {
-            self.delete_one(app, id).await?;
-            progress.deleted(id);
-        }
+        self.delete_ordered(app, ids, progress).await?;
         self.inventory.forget(app).await
     }
 
