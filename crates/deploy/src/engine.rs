@@ -481,7 +481,7 @@ impl Engine {
         let mut revision = Revision {
             revision: plan.revision,
             status: "applying".into(),
-            description: plan.description.clone(),
+            description: format!("{} ({})", plan.description, plan.summary()),
             message: None,
             resources: ids.clone(),
             manifests: plan.resources.iter().map(|p| p.object.clone()).collect(),
