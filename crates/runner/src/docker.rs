@@ -617,16 +617,30 @@ impl Backend for DockerBackend {
                     Err(_) => break,
                 }
             }
-            log.finish();
             let mut waits = docker.wait_container(&wait_id, None);
-            match waits.next().await {
+            let exit = match waits.next().await {
                 Some(Ok(response)) => StepExit::Exited(response.status_code),
                 Some(Err(DockerError::DockerContainerWaitError { code, .. })) => {
                     StepExit::Exited(code)
                 }
                 Some(Err(e)) => StepExit::Error(format!("waiting for the container failed: {e}")),
                 None => StepExit::Error("the engine did not report an exit code".into()),
+            };
+            // 137 is SIGKILL; only then is it worth asking whether the kernel's OOM killer did it.
+            if exit == StepExit::Exited(137) {
+                let oom = docker
+                    .inspect_container(&wait_id, None)
+                    .await
+                    .ok()
+                    .and_then(|c| c.state)
+                    .and_then(|s| s.oom_killed)
+                    .unwrap_or(false);
+                if oom {
+                    log.note("skiff: the step ran out of memory (killed by the OOM killer)");
+                }
             }
+            log.finish();
+            exit
         };
         let exit = tokio::select! {
             exit = finished => exit,

@@ -513,6 +513,7 @@ pub async fn execute(
                     (i, exit)
                 });
                 task_index.insert(handle.id(), i);
+                tracing::debug!(build = %build.id, step = %specs[i].step.name, "step started");
                 slots[i] = Slot::Running(Instant::now());
             }
         }
@@ -562,6 +563,14 @@ pub async fn execute(
                         stop_running.cancel();
                     }
                 }
+                tracing::debug!(
+                    build = %build.id,
+                    step = %spec.step.name,
+                    status = status.as_str(),
+                    exit_code,
+                    duration_ms = began.elapsed().as_millis() as u64,
+                    "step finished"
+                );
                 slots[i] = Slot::Done(StepReport {
                     name: spec.step.name.clone(),
                     number: spec.number,

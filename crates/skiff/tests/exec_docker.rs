@@ -551,3 +551,37 @@ fn container_options_reach_the_engine() {
     assert_eq!(run.code, Some(1), "{}", run.dump());
     assert!(run.stderr.contains("privileged"), "{}", run.dump());
 }
+
+#[test]
+fn memory_limit_and_oom_are_reported() {
+    if !docker_ready("memory_limit_and_oom_are_reported") {
+        return;
+    }
+    let ws = Workspace::new(
+        &(header("default")
+            + r#"steps:
+- name: hog
+  image: skiff-test/busybox:1
+  resources:
+    limits: {memory: 16MiB}
+  commands:
+  - head -c 200m /dev/zero | tail -c 100m > /dev/null
+"#),
+    );
+    let id = build_id("oom");
+    let run = ws.run(&["--build-id", &id]);
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("hog ") && l.contains("failure") && l.contains(" 137 ")),
+        "{}",
+        run.dump()
+    );
+    assert!(
+        run.step_log("hog").contains("ran out of memory"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+}
