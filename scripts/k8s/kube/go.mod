@@ -1,3 +1,7 @@
+// Wrapper module for scripts/k8s-testenv: builds kube-apiserver, kube-controller-manager,
+// kube-scheduler, kubectl and etcd from Go modules. k8s.io/kubernetes requires its staging
+// modules at v0.0.0 with local replaces, which consumers ignore, so each is replaced here by
+// its v0.36.3 tag (kubernetes#79384). etcd is the version Kubernetes v1.36.3 pins.
 module skiff.local/k8s-testenv/kube
 
 go 1.26.0
