@@ -184,6 +184,25 @@ impl Engine {
         Ok(found)
     }
 
+    /// The kind of a resource about to be applied. A kind from a CRD of this deploy may show
+    /// up in discovery a moment after the CRD is established: ask again for a few seconds.
+    async fn served_kind(&self, id: &ResourceId) -> Result<Kind> {
+        if let Some(kind) = self.kind(&id.api_version, &id.kind, false).await? {
+            return Ok(kind);
+        }
+        for _ in 0..20 {
+            if let Some(kind) = self.kind(&id.api_version, &id.kind, true).await? {
+                return Ok(kind);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(Error::UnknownKind {
+            id: id.to_string(),
+            kind: id.kind.clone(),
+            api_version: id.api_version.clone(),
+        })
+    }
+
     fn api(&self, kind: &Kind, namespace: Option<&str>) -> Api<DynamicObject> {
         match namespace {
             Some(ns) if kind.namespaced => {
@@ -549,20 +568,7 @@ impl Engine {
             let applied: Vec<(Kind, &Planned, bool)> =
                 stream::iter(group.into_iter().map(|planned| async move {
                     // Kinds from CRDs of this set are served only now.
-                    let kind = match self
-                        .kind(&planned.id.api_version, &planned.id.kind, false)
-                        .await?
-                    {
-                        Some(kind) => kind,
-                        None => self
-                            .kind(&planned.id.api_version, &planned.id.kind, true)
-                            .await?
-                            .ok_or_else(|| Error::UnknownKind {
-                                id: planned.id.to_string(),
-                                kind: planned.id.kind.clone(),
-                                api_version: planned.id.api_version.clone(),
-                            })?,
-                    };
+                    let kind = self.served_kind(&planned.id).await?;
                     let applied = self
                         .ssa(&kind, &planned.id, &planned.object, false)
                         .await
