@@ -192,7 +192,8 @@ async fn handle(state: &AppState, request: Request) -> Result<Response> {
             }
             auth.check(request.headers(), Some((&repo, Action::Pull)))
                 .await?;
-            let artifact_type = query.get("artifactType");
+            let filter = query.get("artifactType");
+            let artifact_type = filter.filter(|t| !t.is_empty());
             let manifests = registry.referrers(&repo, &digest, artifact_type).await?;
             let body = serde_json::json!({
                 "schemaVersion": 2,
@@ -205,7 +206,7 @@ async fn handle(state: &AppState, request: Request) -> Result<Response> {
                 body.to_string(),
             )
                 .into_response();
-            if artifact_type.is_some() {
+            if filter.is_some() {
                 response.headers_mut().insert(
                     "OCI-Filters-Applied",
                     HeaderValue::from_static("artifactType"),

@@ -16,6 +16,12 @@ use std::sync::{Arc, Mutex};
 
 /// Chunks smaller than this are coalesced before they cross to the writer and hasher threads.
 const COALESCE: usize = 1 << 20;
+/// Uploads streaming at the same time. Each holds two blocking threads (writer and hasher);
+/// capping them keeps tokio's blocking pool (512 threads) from filling with half-started
+/// pipelines, which could otherwise wait on each other forever.
+const MAX_STREAMING: usize = 128;
+static STREAMING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_STREAMING);
+
 /// Chunks at least this large are passed on without copying.
 const DIRECT: usize = 64 << 10;
 /// How many coalesced chunks may wait for each thread (bounds memory per upload to ~8 MiB).
@@ -146,6 +152,10 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send,
     E: std::fmt::Display,
 {
+    let _permit = STREAMING
+        .acquire()
+        .await
+        .map_err(|e| Error::Internal(format!("upload limiter closed: {e}")))?;
     let file_path = path.to_path_buf();
     let file = tokio::task::spawn_blocking(move || {
         std::fs::File::options()
