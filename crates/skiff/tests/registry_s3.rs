@@ -1,6 +1,7 @@
-//! The registry on S3 storage (object_store) against a real S3 server: MinIO, built and started
-//! on loopback by `scripts/minio up`, which prints the environment read here
-//! (`SKIFF_TEST_S3_ENDPOINT`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+//! The registry on S3 storage (object_store) against a real S3 server: MinIO, built from Go
+//! modules by `scripts/registry-tools` (via `scripts/minio build`). The test starts it on
+//! loopback itself, unless `scripts/minio up` already announced one through
+//! `SKIFF_TEST_S3_ENDPOINT`, `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
 
 mod registry_support;
 use registry_support::*;
@@ -10,22 +11,83 @@ struct S3 {
     endpoint: String,
     key: String,
     secret: String,
+    /// A MinIO this test started itself (killed on drop), with its data directory.
+    _own: Option<(KillOnDrop, tempfile::TempDir)>,
 }
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The S3 server to test against: the one `scripts/minio up` announced, or else a MinIO
+/// started here from the binary `scripts/registry-tools` built.
 fn s3(test: &str) -> Option<S3> {
     let vars = (
         std::env::var("SKIFF_TEST_S3_ENDPOINT"),
         std::env::var("AWS_ACCESS_KEY_ID"),
         std::env::var("AWS_SECRET_ACCESS_KEY"),
     );
-    let (Ok(endpoint), Ok(key), Ok(secret)) = vars else {
-        missing(test, "no S3 server: run `eval \"$(scripts/minio up)\"`");
+    if let (Ok(endpoint), Ok(key), Ok(secret)) = vars {
+        return Some(S3 {
+            endpoint,
+            key,
+            secret,
+            _own: None,
+        });
+    }
+    let minio = tools_bin().join("minio");
+    if !minio.is_file() {
+        missing(
+            test,
+            &format!(
+                "no S3 server: {} is missing (run scripts/registry-tools)",
+                minio.display()
+            ),
+        );
         return None;
-    };
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let data = tempfile::tempdir().expect("minio data");
+    let (key, secret) = ("skiffminio".to_string(), "skiffminio-secret".to_string());
+    let child = Command::new(&minio)
+        .args([
+            "server",
+            "--quiet",
+            "--address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg(data.path())
+        .env("MINIO_ROOT_USER", &key)
+        .env("MINIO_ROOT_PASSWORD", &secret)
+        .env("MINIO_BROWSER", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start minio");
+    let guard = KillOnDrop(child);
+    let addr = format!("127.0.0.1:{port}");
+    let ready = (0..240).any(|_| {
+        let up = std::net::TcpStream::connect(&addr).is_ok()
+            && http(&addr, "GET", "/minio/health/live", &[], b"").status == 200;
+        if !up {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        up
+    });
+    assert!(ready, "minio did not become ready on {addr}");
     Some(S3 {
-        endpoint,
+        endpoint: format!("http://{addr}"),
         key,
         secret,
+        _own: Some((guard, data)),
     })
 }
 
