@@ -127,6 +127,7 @@ pub struct Engine {
     namespace: String,
     inventory: Inventory,
     kinds: tokio::sync::Mutex<HashMap<(String, String), Option<Kind>>>,
+    wait: bool,
 }
 
 fn api_err(id: &ResourceId, action: &'static str, error: &kube::Error) -> Error {
@@ -144,7 +145,15 @@ impl Engine {
             client,
             namespace: namespace.to_string(),
             kinds: tokio::sync::Mutex::new(HashMap::new()),
+            wait: true,
         }
+    }
+
+    /// Do not wait for readiness after applying (CRDs are still waited for, since their
+    /// custom resources cannot be applied before).
+    pub fn without_wait(mut self) -> Self {
+        self.wait = false;
+        self
     }
 
     /// The default namespace.
@@ -593,7 +602,9 @@ impl Engine {
                 .await?;
             let pending: Vec<(Kind, &Planned)> = applied
                 .into_iter()
-                .filter(|(_, _, ready)| !ready)
+                .filter(|(_, planned, ready)| {
+                    !ready && (self.wait || planned.id.kind == "CustomResourceDefinition")
+                })
                 .map(|(kind, planned, _)| (kind, planned))
                 .collect();
             self.wait(&pending, deadline, timeout, progress).await?;

@@ -55,6 +55,9 @@ struct ApplyArgs {
     /// How long to wait for the whole deploy, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Apply without waiting for resources to become ready.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -219,7 +222,10 @@ async fn deploy(args: ApplyArgs, cluster: &Cluster) -> anyhow::Result<ExitCode> 
     if documents.is_empty() {
         anyhow::bail!("the manifests contain no objects");
     }
-    let engine = engine(cluster).await?;
+    let mut engine = engine(cluster).await?;
+    if args.no_wait {
+        engine = engine.without_wait();
+    }
     let files: Vec<String> = args.files.iter().map(|f| f.display().to_string()).collect();
     let plan = engine
         .plan(app, &documents, &format!("deploy of {}", files.join(", ")))
