@@ -1,11 +1,17 @@
 //! The `skiff` binary: parses the command line and hands each command to the library crate
 //! that does the work. No domain logic lives here; each `cmd_*` module only wires.
 
+mod cmd_build;
+mod cmd_cron;
 mod cmd_deploy;
 mod cmd_exec;
 mod cmd_lint;
 mod cmd_lock;
+mod cmd_login;
 mod cmd_registry;
+mod cmd_repo;
+mod cmd_runner;
+mod cmd_secret;
 mod cmd_server;
 
 use clap::{Parser, Subcommand};
@@ -13,7 +19,7 @@ use std::process::ExitCode;
 
 /// Skiff: git hosting, Drone-compatible CI, an OCI registry and Kubernetes deploys in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "skiff", version, about, propagate_version = true)]
+#[command(name = "skiff", version, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +33,18 @@ enum Command {
     Lint(cmd_lint::LintArgs),
     /// The OCI registry on its own: serve it, or collect garbage.
     Registry(cmd_registry::RegistryArgs),
+    /// Store credentials for a Skiff server.
+    Login(cmd_login::LoginArgs),
+    /// Add and list repositories on a Skiff server.
+    Repo(cmd_repo::RepoArgs),
+    /// List, inspect, follow, run, cancel, restart and promote builds.
+    Build(cmd_build::BuildArgs),
+    /// Manage repository and organisation secrets.
+    Secret(cmd_secret::SecretArgs),
+    /// Manage cron schedules of a repository.
+    Cron(cmd_cron::CronArgs),
+    /// Run a remote runner that claims stages from a Skiff server.
+    Runner(cmd_runner::RunnerArgs),
     /// Deploy a manifest set to Kubernetes as a named app: diff, ordered apply, wait, prune.
     Deploy(cmd_deploy::DeployArgs),
     /// Resolve image references in manifests to digests and write a lock file.
@@ -43,6 +61,12 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd_lint::run(args),
         Command::Registry(args) => cmd_registry::run(args),
         Command::Server(args) => cmd_server::run(args),
+        Command::Login(args) => cmd_login::run(args),
+        Command::Repo(args) => cmd_repo::run(args),
+        Command::Build(args) => cmd_build::run(args),
+        Command::Secret(args) => cmd_secret::run(args),
+        Command::Cron(args) => cmd_cron::run(args),
+        Command::Runner(args) => cmd_runner::run(args),
         Command::Deploy(args) => cmd_deploy::run(args),
         Command::Lock(args) => cmd_lock::run(args),
     };
