@@ -205,3 +205,40 @@ async fn an_app_cannot_take_over_another_apps_resource() {
     let out = skiff(&["deploy", "delete", "-a", &first, "--yes"], None).await;
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_wait_applies_without_waiting_for_readiness() {
+    let Some(_client) = cluster("no_wait_applies_without_waiting_for_readiness").await else {
+        return;
+    };
+    let ns = unique("skt-nowait");
+    let app = unique("nowait");
+    let stuck = deployment(
+        &ns,
+        "stuck",
+        "registry.example/stuck:1",
+        "      nodeSelector: {skiff.dev/no-such-node: \"true\"}\n",
+    );
+    let set = manifests(&[("ns.yaml", namespace(&ns)), ("stuck.yaml", stuck)]);
+    let dir = set.path().to_str().expect("utf-8");
+    let out = skiff(
+        &[
+            "deploy",
+            "-a",
+            &app,
+            "-f",
+            dir,
+            "--yes",
+            "--no-wait",
+            "--timeout",
+            "20",
+        ],
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let out = skiff(&["deploy", "inspect", "-a", &app], None).await;
+    assert!(text(&out).contains("progressing"), "{}", text(&out));
+    let out = skiff(&["deploy", "delete", "-a", &app, "--yes"], None).await;
+    assert!(out.status.success(), "{}", text(&out));
+}
