@@ -422,7 +422,6 @@ fn upload_progress(status: StatusCode, repo: &RepoName, id: &str, size: u64) -> 
     if let Ok(v) = HeaderValue::from_str(id) {
         headers.insert("Docker-Upload-UUID", v);
     }
-    headers.insert("OCI-Chunk-Min-Length", HeaderValue::from_static("0"));
     response
 }
 
