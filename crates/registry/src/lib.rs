@@ -56,7 +56,20 @@ fn token_key(data_dir: &Path) -> Result<Vec<u8>> {
     let mut key = uuid::Uuid::new_v4().as_bytes().to_vec();
     key.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &key).map_err(|e| Error::io("auth/token.key", e))?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Readable by the server's user only: whoever reads it can mint tokens.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io("auth/token.key", e))?;
+        file.write_all(&key)
+            .map_err(|e| Error::io("auth/token.key", e))?;
+    }
     std::fs::rename(&tmp, &path).map_err(|e| Error::io("auth/token.key", e))?;
     Ok(key)
 }
