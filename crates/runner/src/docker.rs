@@ -37,8 +37,9 @@ pub const BUILD_LABEL: &str = "io.skiff.build";
 /// Label naming the step a container belongs to.
 pub const STEP_LABEL: &str = "io.skiff.step";
 
-/// How many containers are created at once ahead of time.
-const CREATE_CONCURRENCY: usize = 4;
+/// How many containers are created at once ahead of time: few, so that the first step's
+/// container (the one the build waits for) does not compete with many others.
+const CREATE_CONCURRENCY: usize = 2;
 
 /// Runs steps as Docker containers. One value per build.
 pub struct DockerBackend {

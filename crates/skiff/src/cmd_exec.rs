@@ -213,8 +213,27 @@ fn select_stages<'a>(stages: &'a [Stage], name: Option<&str>) -> anyhow::Result<
                 )
             }
         },
-        None => Ok(stages.iter().filter(|s| s.matched).collect()),
+        None => Ok(dependency_order(
+            stages.iter().filter(|s| s.matched).collect(),
+        )),
     }
+}
+
+/// File order, except that a pipeline comes after the pipelines it depends on (Drone allows
+/// depending on a later document). A cycle was already rejected by the planner; anything left
+/// over keeps file order.
+fn dependency_order(mut pending: Vec<&Stage>) -> Vec<&Stage> {
+    let mut ordered: Vec<&Stage> = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|stage| {
+            stage.depends_on.iter().all(|dep| {
+                ordered.iter().any(|done| &done.plan.name == dep)
+                    || !pending.iter().any(|other| &other.plan.name == dep)
+            })
+        });
+        ordered.push(pending.remove(ready.unwrap_or(0)));
+    }
+    ordered
 }
 
 /// Ctrl-C, SIGTERM and the timeout all cancel the build; the engine then cleans up.

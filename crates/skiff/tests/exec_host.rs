@@ -160,3 +160,30 @@ steps:
         run.dump()
     );
 }
+
+#[test]
+fn a_pipeline_may_depend_on_a_later_one() {
+    let ws = Workspace::new(
+        r#"kind: pipeline
+type: exec
+name: deploy
+depends_on: [build]
+steps:
+- name: d
+  commands: [cat built]
+---
+kind: pipeline
+type: exec
+name: build
+steps:
+- name: b
+  commands: [echo artefact > built]
+"#,
+    );
+    let run = ws.run(&[]);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert_eq!(run.step_log("d"), "+ cat built\nartefact");
+    let build_at = run.stdout.find("[b:0]").expect("build ran");
+    let deploy_at = run.stdout.find("[d:0]").expect("deploy ran");
+    assert!(build_at < deploy_at, "{}", run.dump());
+}
