@@ -4,8 +4,8 @@
 //! Immutable manifests and tag lookups are cached in memory, so manifest reads are cheap.
 
 use crate::error::{Error, Result};
-use crate::manifest::{self, Kind};
-use crate::reference::{Algorithm, Digest, RepoName, valid_tag};
+use crate::manifest;
+use crate::reference::{Algorithm, Digest, Reference, RepoName, valid_tag};
 use crate::storage::{ByteStream, Meta, Storage};
 use crate::upload::{self, Uploads};
 use bytes::Bytes;
@@ -240,6 +240,15 @@ impl Registry {
     {
         let session = self.uploads.get(repo, id).await?;
         let mut session = session.lock().await;
+        if !tokio::fs::try_exists(session.data_path())
+            .await
+            .unwrap_or(false)
+        {
+            // Collected by GC (or removed by hand) since the last request.
+            drop(session);
+            self.uploads.remove(id).await;
+            return Err(Error::UploadUnknown { id: id.to_string() });
+        }
         if let Some(start) = expected_start
             && start != session.size
         {
@@ -334,11 +343,11 @@ impl Registry {
     pub async fn manifest_get(
         &self,
         repo: &RepoName,
-        reference: &crate::reference::Reference,
+        reference: &Reference,
     ) -> Result<StoredManifest> {
         let digest = match reference {
-            crate::reference::Reference::Tag(tag) => self.resolve_tag(repo, tag).await?,
-            crate::reference::Reference::Digest(digest) => digest.clone(),
+            Reference::Tag(tag) => self.resolve_tag(repo, tag).await?,
+            Reference::Digest(digest) => digest.clone(),
         };
         let cache_key = (repo.clone(), digest.clone());
         if let Some(found) = cache_get(&self.manifests, &cache_key) {
@@ -381,14 +390,14 @@ impl Registry {
     pub async fn manifest_put(
         &self,
         repo: &RepoName,
-        reference: &crate::reference::Reference,
+        reference: &Reference,
         content_type: Option<&str>,
         body: Bytes,
         extra_tags: &[String],
     ) -> Result<PutManifest> {
         let parsed = manifest::parse(&body, content_type)?;
         let digest = match reference {
-            crate::reference::Reference::Digest(expected) => {
+            Reference::Digest(expected) => {
                 let actual = Digest::of(expected.algorithm(), &body);
                 if actual != *expected {
                     return Err(Error::DigestInvalid {
@@ -397,7 +406,7 @@ impl Registry {
                 }
                 actual
             }
-            crate::reference::Reference::Tag(_) => Digest::of(Algorithm::Sha256, &body),
+            Reference::Tag(_) => Digest::of(Algorithm::Sha256, &body),
         };
         for tag in extra_tags {
             if !valid_tag(tag) {
@@ -456,7 +465,7 @@ impl Registry {
                 .await?;
         }
         let mut tags: Vec<String> = extra_tags.to_vec();
-        if let crate::reference::Reference::Tag(tag) = reference {
+        if let Reference::Tag(tag) = reference {
             tags.insert(0, tag.clone());
         }
         for tag in &tags {
@@ -476,21 +485,15 @@ impl Registry {
         );
         Ok(PutManifest {
             digest,
-            subject: parsed
-                .subject
-                .filter(|_| parsed.kind == Kind::Image || parsed.kind == Kind::Index),
+            subject: parsed.subject,
             tags,
         })
     }
 
     /// Deletes a tag, or a manifest with every tag pointing at it and its referrer entry.
-    pub async fn manifest_delete(
-        &self,
-        repo: &RepoName,
-        reference: &crate::reference::Reference,
-    ) -> Result<()> {
+    pub async fn manifest_delete(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         match reference {
-            crate::reference::Reference::Tag(tag) => {
+            Reference::Tag(tag) => {
                 cache_remove(&self.tags, &(repo.clone(), tag.clone()));
                 if self.storage.delete(&tag_key(repo, tag)).await? {
                     Ok(())
@@ -500,7 +503,7 @@ impl Registry {
                     })
                 }
             }
-            crate::reference::Reference::Digest(digest) => {
+            Reference::Digest(digest) => {
                 let stored = self.manifest_get(repo, reference).await?;
                 cache_remove(&self.manifests, &(repo.clone(), digest.clone()));
                 let tags = self.storage.list(&tags_prefix(repo)).await?;
