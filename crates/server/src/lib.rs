@@ -1,0 +1,1 @@
+//! The CI control plane (being built; see lib docs once it lands).

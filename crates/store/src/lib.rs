@@ -1,0 +1,166 @@
+//! Skiff's database: the schema, migrations and every query of the CI control plane, on SQLite
+//! (the embedded default) and PostgreSQL (for several replicas), with one typed pool per backend
+//! rather than sqlx's `Any` driver (see `../shared/research/rust-stack.md` §4).
+//!
+//! Each backend has its own migration history (`migrations/sqlite`, `migrations/postgres`); the
+//! SQL of the queries is shared, so it sticks to what both understand: `$N` parameters used in
+//! order, `RETURNING`, `ON CONFLICT`, integer unix-millisecond timestamps, booleans only as bound
+//! parameters. The same test suite (`tests/store_*.rs`) runs on both.
+//!
+//! The build queue ([`queue`]) lives here too: stages wait as rows and runners claim them under a
+//! lease, so a killed server or runner neither loses nor duplicates a build.
+
+mod error;
+mod model;
+mod queries;
+pub mod queue;
+
+pub use error::StoreError;
+pub use model::*;
+pub use queue::{Claim, LeaseState, RunnerSpec};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same expression on whichever pool the store has; `$p` is the typed pool.
+macro_rules! with_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    /// Connects to `url` (`postgres://…` or `sqlite://PATH`) and migrates the database.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let path = path.split('?').next().unwrap_or(path);
+            return Self::open_sqlite(Path::new(path)).await;
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| StoreError::BadUrl { url: redact(url) })?;
+            return Self::connect_postgres(options).await;
+        }
+        Err(StoreError::BadUrl { url: redact(url) })
+    }
+
+    async fn connect_postgres(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Self {
+            pool: Pool::Postgres(pool),
+        })
+    }
+
+    /// Creates a new, empty PostgreSQL database next to the one `url` names and connects to it:
+    /// each test gets its own database on a shared server.
+    pub async fn fresh_postgres(url: &str) -> Result<Self, StoreError> {
+        let base =
+            PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl { url: redact(url) })?;
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(base.clone())
+            .await?;
+        let name = format!("skiff_test_{}", random_suffix());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        Self::connect_postgres(base.database(&name)).await
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Checks the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        with_pool!(self, |p| p.close().await)
+    }
+}
+
+/// The current time in unix milliseconds, the unit of every timestamp in the schema.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A database URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn random_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_i64(now_ms());
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}

@@ -1,0 +1,203 @@
+//! Rows as plain typed values: what crosses from the store to the server and the API. Every
+//! field decodes the same from SQLite and PostgreSQL (i64, String, bool, bytes).
+
+use serde::Serialize;
+
+/// Build, stage and step statuses (Drone's words).
+pub mod status {
+    pub const PENDING: &str = "pending";
+    /// A stage waiting for the stages it depends on.
+    pub const WAITING: &str = "waiting";
+    pub const RUNNING: &str = "running";
+    pub const SUCCESS: &str = "success";
+    pub const FAILURE: &str = "failure";
+    pub const KILLED: &str = "killed";
+    pub const SKIPPED: &str = "skipped";
+    pub const ERROR: &str = "error";
+
+    /// A status nothing changes any more.
+    pub fn is_done(status: &str) -> bool {
+        matches!(status, SUCCESS | FAILURE | KILLED | SKIPPED | ERROR)
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub login: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub admin: bool,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Repo {
+    pub id: i64,
+    pub owner: String,
+    pub name: String,
+    pub git_url: String,
+    pub config_path: String,
+    pub default_branch: String,
+    pub trusted: bool,
+    pub timeout_secs: i64,
+    pub visibility: String,
+    pub fork_pr_secrets: bool,
+    #[serde(skip)]
+    pub webhook_secret: String,
+    pub active: bool,
+    pub build_counter: i64,
+    pub created: i64,
+}
+
+impl Repo {
+    pub fn slug(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+}
+
+/// What `add repo` needs.
+#[derive(Debug, Clone)]
+pub struct NewRepo {
+    pub owner: String,
+    pub name: String,
+    pub git_url: String,
+    pub config_path: String,
+    pub default_branch: String,
+    pub trusted: bool,
+    pub timeout_secs: i64,
+    pub visibility: String,
+    pub fork_pr_secrets: bool,
+    pub webhook_secret: String,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Build {
+    pub id: i64,
+    pub repo_id: i64,
+    pub number: i64,
+    pub event: String,
+    pub action: String,
+    pub git_ref: String,
+    pub branch: String,
+    pub target_branch: String,
+    pub sha: String,
+    pub before_sha: String,
+    pub message: String,
+    pub author: String,
+    pub author_email: String,
+    pub fork: bool,
+    /// JSON object of manual-run parameters.
+    pub params: String,
+    pub status: String,
+    pub error: String,
+    pub delivery_id: Option<String>,
+    pub created: i64,
+    pub started: i64,
+    pub finished: i64,
+}
+
+/// The event a build is made for, before it has a number.
+#[derive(Debug, Clone, Default)]
+pub struct NewBuild {
+    pub repo_id: i64,
+    pub event: String,
+    pub action: String,
+    pub git_ref: String,
+    pub branch: String,
+    pub target_branch: String,
+    pub sha: String,
+    pub before_sha: String,
+    pub message: String,
+    pub author: String,
+    pub author_email: String,
+    pub fork: bool,
+    pub params: String,
+    /// The forge's delivery id: a second build with the same one is refused.
+    pub delivery_id: Option<String>,
+    /// `pending` for a build to run, `error` for one that failed before running.
+    pub status: String,
+    pub error: String,
+    pub stages: Vec<NewStage>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewStage {
+    pub name: String,
+    /// The pipeline type: docker, exec, kubernetes.
+    pub kind: String,
+    pub os: String,
+    pub arch: String,
+    /// `k=v,k2=v2`, sorted: a runner must have exactly these labels.
+    pub labels: String,
+    pub depends_on: Vec<String>,
+    pub on_success: bool,
+    pub on_failure: bool,
+    /// Step names in plan order.
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Stage {
+    pub id: i64,
+    pub build_id: i64,
+    pub number: i64,
+    pub name: String,
+    pub kind: String,
+    pub os: String,
+    pub arch: String,
+    pub labels: String,
+    /// JSON array of stage names.
+    pub depends_on: String,
+    pub on_success: bool,
+    pub on_failure: bool,
+    pub status: String,
+    pub error: String,
+    pub lease_owner: String,
+    #[serde(skip)]
+    pub lease_token: String,
+    pub lease_until: i64,
+    pub attempts: i64,
+    pub started: i64,
+    pub finished: i64,
+}
+
+impl Stage {
+    pub fn dependencies(&self) -> Vec<String> {
+        serde_json::from_str(&self.depends_on).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Step {
+    pub id: i64,
+    pub stage_id: i64,
+    pub number: i64,
+    pub name: String,
+    pub status: String,
+    pub exit_code: i64,
+    pub error: String,
+    pub started: i64,
+    pub finished: i64,
+}
+
+/// One stored, already masked log line.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub step_id: i64,
+    pub pos: i64,
+    pub line: String,
+    pub time_secs: i64,
+}
+
+/// A secret as stored: the value sealed by the server's key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SecretRow {
+    pub id: i64,
+    pub repo_id: i64,
+    pub name: String,
+    pub sealed: Vec<u8>,
+    pub pull_request: bool,
+    pub created: i64,
+}
