@@ -722,8 +722,14 @@ impl Backend for DockerBackend {
         for handle in removals {
             let _ = handle.await;
         }
-        for handle in readers {
-            let _ = handle.await;
+        // Log readers of detached steps end when their container is gone; never wait long.
+        for mut handle in readers {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut handle)
+                .await
+                .is_err()
+            {
+                handle.abort();
+            }
         }
 
         let network = network.unwrap_or_else(|| format!("skiff-{}", build.id));
