@@ -585,3 +585,64 @@ fn memory_limit_and_oom_are_reported() {
     );
     assert_eq!(leftovers(&id), Vec::<String>::new());
 }
+
+#[test]
+fn fail_fast_stops_the_others_and_flags_reach_the_environment() {
+    if !docker_ready("fail_fast_stops_the_others_and_flags_reach_the_environment") {
+        return;
+    }
+    let yaml = header("default")
+        + r#"steps:
+- name: info
+  image: skiff-test/busybox:1
+  commands:
+  - echo "$DRONE_COMMIT_SHA $DRONE_COMMIT_REF $DRONE_BUILD_EVENT $DRONE_TAG"
+- name: quick
+  image: skiff-test/busybox:1
+  depends_on: [info]
+  failure: fast
+  commands:
+  - sleep 1
+  - exit 2
+- name: slow
+  image: skiff-test/busybox:1
+  depends_on: [info]
+  commands:
+  - echo slow-started
+  - sleep 300
+- name: later
+  image: skiff-test/busybox:1
+  depends_on: [slow]
+  commands: [echo never]
+"#;
+    let ws = Workspace::new(&yaml);
+    let id = build_id("failfast");
+    let started = std::time::Instant::now();
+    let run = ws.run(&[
+        "--build-id",
+        &id,
+        "--event",
+        "tag",
+        "--ref",
+        "refs/tags/v1.2.3",
+        "--sha",
+        "0123abcd",
+    ]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert_eq!(run.code, Some(1), "{}", run.dump());
+    assert!(
+        run.step_log("info")
+            .contains("0123abcd refs/tags/v1.2.3 tag v1.2.3"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(run.status_of("quick"), "failure");
+    assert_eq!(run.status_of("slow"), "killed");
+    assert_eq!(run.status_of("later"), "skipped");
+    assert!(
+        run.stdout.contains("pipeline `default`: failure"),
+        "{}",
+        run.dump()
+    );
+    assert_eq!(leftovers(&id), Vec::<String>::new());
+}
