@@ -59,8 +59,10 @@ fn interrupt(ws: &Workspace, id: &str, signal: &str) -> (Option<i32>, String) {
             Err(_) => {}
         }
     }
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
+    // The shell's builtin `kill`: no dependency on procps.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill {signal} {}", child.id()))
         .status()
         .expect("run kill");
     assert!(status.success());
