@@ -48,4 +48,4 @@ pub use env::{BuildContext, drone_environment, skip_requested};
 pub use error::{Diagnostic, Diagnostics, Error, Pos, Severity};
 pub use model::{Manifest, Resource, SecretDoc, SecretGet, SignatureDoc};
 pub use plan::*;
-pub use subst::substitute;
+pub use subst::{go_quote, substitute};

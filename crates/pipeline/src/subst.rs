@@ -585,25 +585,29 @@ fn match_from(p: &[char], n: &[char]) -> Option<bool> {
     }
 }
 
-/// Go's `strconv.Quote`, used by Drone for values that contain newlines.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+/// Go's `strconv.Quote` (Drone quotes substituted values holding newlines with it, and the
+/// runner's trace lines with `%q`): a double-quoted string with `\"`, `\\`, the C escapes, and `\x`/`\u`
+/// escapes for what Go does not consider printable. Non-ASCII printability is approximated
+/// with Rust's `is_control`/`is_whitespace` (Go's table is slightly larger).
+pub fn go_quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
-    for c in s.chars() {
+    for c in text.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '\u{0b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            '\u{b}' => out.push_str("\\v"),
+            ' ' => out.push(' '),
+            c if c.is_ascii() && (c.is_ascii_control()) => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            c if c.is_control() => {
+            c if !c.is_ascii() && (c.is_control() || c.is_whitespace()) => {
                 if (c as u32) < 0x10000 {
                     out.push_str(&format!("\\u{:04x}", c as u32));
                 } else {
@@ -802,6 +806,18 @@ mod tests {
                 reason: "expected a variable name".into()
             }
         );
+    }
+
+    #[test]
+    fn quotes_like_go() {
+        assert_eq!(go_quote("a\"b"), "\"a\\\"b\"");
+        assert_eq!(go_quote("a\\b"), "\"a\\\\b\"");
+        assert_eq!(go_quote("l1\nl2\tx"), "\"l1\\nl2\\tx\"");
+        assert_eq!(go_quote("\u{1b}[0m"), "\"\\x1b[0m\"");
+        assert_eq!(go_quote("\u{7f}"), "\"\\x7f\"");
+        assert_eq!(go_quote("héllo ✓"), "\"héllo ✓\"");
+        assert_eq!(go_quote("a\u{a0}b"), "\"a\\u00a0b\"");
+        assert_eq!(go_quote("'single'"), "\"'single'\"");
     }
 
     #[test]

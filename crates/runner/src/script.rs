@@ -2,6 +2,8 @@
 //! behaviour match `drone exec`: `set -e`, no `set -x`, and one `echo + "cmd"` trace line
 //! before each command. Pure: no I/O, unit-tested here.
 
+use skiff_pipeline::go_quote;
+
 /// Entrypoint given to containers that run commands: the script travels in `DRONE_SCRIPT`.
 pub const ENTRYPOINT: [&str; 2] = ["/bin/sh", "-c"];
 /// Command given to containers that run commands (Drone's exact string).
@@ -45,41 +47,6 @@ pub fn trace_quote(command: &str) -> String {
     go_quote(command).replace('$', "\\$")
 }
 
-/// Go's `strconv.Quote`: a double-quoted string with `\"`, `\\`, the C escapes, and `\x`/`\u`
-/// escapes for what Go does not consider printable. Non-ASCII printability is approximated
-/// with Rust's `is_control`/`is_whitespace` (Go's table is slightly larger).
-pub fn go_quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            ' ' => out.push(' '),
-            c if c.is_ascii() && (c.is_ascii_control()) => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if !c.is_ascii() && (c.is_control() || c.is_whitespace()) => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,18 +73,6 @@ mod tests {
     fn dollar_is_escaped_in_trace_only() {
         let script = posix_script(&cmds(&["echo $HOME ${X}"]));
         assert!(script.contains("echo + \"echo \\$HOME \\${X}\"\necho $HOME ${X}\n"));
-    }
-
-    #[test]
-    fn quotes_like_go() {
-        assert_eq!(go_quote("a\"b"), "\"a\\\"b\"");
-        assert_eq!(go_quote("a\\b"), "\"a\\\\b\"");
-        assert_eq!(go_quote("l1\nl2\tx"), "\"l1\\nl2\\tx\"");
-        assert_eq!(go_quote("\u{1b}[0m"), "\"\\x1b[0m\"");
-        assert_eq!(go_quote("\u{7f}"), "\"\\x7f\"");
-        assert_eq!(go_quote("héllo ✓"), "\"héllo ✓\"");
-        assert_eq!(go_quote("a\u{a0}b"), "\"a\\u00a0b\"");
-        assert_eq!(go_quote("'single'"), "\"'single'\"");
     }
 
     #[test]
