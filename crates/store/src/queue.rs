@@ -167,6 +167,24 @@ impl Store {
         }
     }
 
+    /// Gives a claimed stage back to the queue at once (a runner shutting down cleanly), so the
+    /// next claim takes it without waiting for the lease to expire.
+    pub async fn release_stage(
+        &self,
+        stage_id: i64,
+        lease_token: &str,
+    ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE stages SET status = 'pending', lease_until = 0 WHERE id = $1 \
+             AND lease_token = $2 AND status = 'running'";
+        let n = with_pool!(self, |p| sqlx::query(SQL)
+            .bind(stage_id)
+            .bind(lease_token)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
     /// Records the end of a stage (only for the current lease holder), then moves the build on:
     /// waiting stages whose dependencies are done become pending or skipped, and a build whose
     /// stages are all done gets its final status. Returns false when the lease was lost.

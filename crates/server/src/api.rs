@@ -1,0 +1,467 @@
+//! The HTTP surface: health and readiness, forge webhooks, and the JSON API under `/api/v1`
+//! that the CLI drives (login, repositories, builds, logs, cancel/restart, manual runs,
+//! write-only secrets). Every handler returns `Result<_, Error>`; `error.rs` turns errors into
+//! a status and `{"error": reason}`.
+
+use crate::auth::{self, Authed};
+use crate::builds::{self, Event, Outcome};
+use crate::{Error, Shared, State, webhook};
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use skiff_store::{Build, NewRepo, Repo, status};
+use std::collections::BTreeMap;
+
+pub(crate) fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/login", post(login))
+        .route("/user", get(whoami))
+        .route("/repos", get(list_repos).post(add_repo))
+        .route("/repos/{owner}/{name}", get(repo_info))
+        .route(
+            "/repos/{owner}/{name}/builds",
+            get(list_builds).post(run_build),
+        )
+        .route("/repos/{owner}/{name}/builds/{number}", get(build_info))
+        .route(
+            "/repos/{owner}/{name}/builds/{number}/cancel",
+            post(cancel_build),
+        )
+        .route(
+            "/repos/{owner}/{name}/builds/{number}/restart",
+            post(restart_build),
+        )
+        .route(
+            "/repos/{owner}/{name}/builds/{number}/logs",
+            get(build_logs),
+        )
+        .route(
+            "/repos/{owner}/{name}/secrets",
+            get(list_secrets).post(put_secret),
+        )
+        .route(
+            "/repos/{owner}/{name}/secrets/{secret}",
+            axum::routing::delete(delete_secret),
+        )
+        .fallback(|| async { Error::NotFound("no such API endpoint".into()) });
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/hook/gitea", post(webhook::gitea))
+        .route("/hook/github", post(webhook::github))
+        .route("/hook/gitlab", post(webhook::gitlab))
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+async fn ready(AxState(state): AxState<Shared>) -> Result<&'static str, Error> {
+    state.store.ping().await?;
+    Ok("ready")
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    AxState(state): AxState<Shared>,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<Value>, Error> {
+    let user = auth::login(&state.store, &req.username, &req.password).await?;
+    let token = auth::issue_token(&state.store, &user, "cli").await?;
+    Ok(Json(json!({ "token": token, "user": user })))
+}
+
+async fn whoami(Authed(user): Authed) -> Json<Value> {
+    Json(json!(user))
+}
+
+async fn list_repos(AxState(state): AxState<Shared>, _: Authed) -> Result<Json<Vec<Repo>>, Error> {
+    Ok(Json(state.store.repos().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddRepo {
+    /// `owner/name`.
+    slug: String,
+    git_url: String,
+    #[serde(default)]
+    config_path: Option<String>,
+    #[serde(default)]
+    default_branch: Option<String>,
+    #[serde(default)]
+    webhook_secret: Option<String>,
+    #[serde(default)]
+    trusted: bool,
+    #[serde(default)]
+    timeout_secs: Option<i64>,
+    #[serde(default)]
+    visibility: Option<String>,
+    #[serde(default)]
+    fork_pr_secrets: bool,
+}
+
+async fn add_repo(
+    AxState(state): AxState<Shared>,
+    Authed(user): Authed,
+    Json(req): Json<AddRepo>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    let (owner, name) = split_slug(&req.slug)?;
+    if req.git_url.trim().is_empty() {
+        return Err(Error::BadRequest("git_url is empty".into()));
+    }
+    if req.trusted && !user.admin {
+        return Err(Error::Forbidden(
+            "only an admin can mark a repository trusted".into(),
+        ));
+    }
+    let visibility = req.visibility.unwrap_or_else(|| "private".into());
+    if !matches!(visibility.as_str(), "private" | "internal" | "public") {
+        return Err(Error::BadRequest(
+            "visibility is private, internal or public".into(),
+        ));
+    }
+    let secret = req
+        .webhook_secret
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| crate::crypto::random_token(20));
+    let repo = state
+        .store
+        .create_repo(&NewRepo {
+            owner: owner.into(),
+            name: name.into(),
+            git_url: req.git_url,
+            config_path: req
+                .config_path
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| ".drone.yml".into()),
+            default_branch: req.default_branch.unwrap_or_else(|| "main".into()),
+            trusted: req.trusted,
+            timeout_secs: req.timeout_secs.unwrap_or(3600).max(1),
+            visibility,
+            fork_pr_secrets: req.fork_pr_secrets,
+            webhook_secret: secret.clone(),
+        })
+        .await?;
+    // The secret is shown once, to configure the forge's webhook.
+    let mut body = json!(repo);
+    body["webhook_secret"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+fn split_slug(slug: &str) -> Result<(&str, &str), Error> {
+    match slug.split_once('/') {
+        Some((o, n)) if valid_name(o) && valid_name(n) => Ok((o, n)),
+        _ => Err(Error::BadRequest(format!(
+            "`{slug}` is not OWNER/NAME (letters, digits, '-', '_', '.')"
+        ))),
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+async fn find_repo(state: &State, owner: &str, name: &str) -> Result<Repo, Error> {
+    state
+        .store
+        .repo(owner, name)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("repository {owner}/{name} not found")))
+}
+
+async fn find_build(state: &State, repo: &Repo, number: i64) -> Result<Build, Error> {
+    state
+        .store
+        .build(repo.id, number)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("build {}#{number} not found", repo.slug())))
+}
+
+async fn repo_info(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name)): Path<(String, String)>,
+) -> Result<Json<Repo>, Error> {
+    Ok(Json(find_repo(&state, &owner, &name).await?))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn list_builds(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<Build>>, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    let limit = q.limit.unwrap_or(25).clamp(1, 500);
+    Ok(Json(state.store.builds(repo.id, limit).await?))
+}
+
+/// A build with its stages and their steps.
+async fn build_json(state: &State, build: &Build) -> Result<Value, Error> {
+    let mut stages = Vec::new();
+    for stage in state.store.stages(build.id).await? {
+        let steps = state.store.steps(stage.id).await?;
+        let mut value = json!(stage);
+        value["steps"] = json!(steps);
+        stages.push(value);
+    }
+    let mut value = json!(build);
+    value["stages"] = json!(stages);
+    Ok(value)
+}
+
+async fn build_info(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> Result<Json<Value>, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    let build = find_build(&state, &repo, number).await?;
+    Ok(Json(build_json(&state, &build).await?))
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    /// Only lines of this stage number.
+    #[serde(default)]
+    stage: Option<i64>,
+    /// Only lines of this step name.
+    #[serde(default)]
+    step: Option<String>,
+}
+
+/// Every stored line of a build, grouped by stage and step.
+async fn build_logs(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Value>, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    let build = find_build(&state, &repo, number).await?;
+    let mut out = Vec::new();
+    for stage in state.store.stages(build.id).await? {
+        if q.stage.is_some_and(|n| n != stage.number) {
+            continue;
+        }
+        for step in state.store.steps(stage.id).await? {
+            if q.step.as_ref().is_some_and(|s| s != &step.name) {
+                continue;
+            }
+            let lines: Vec<Value> = state
+                .store
+                .logs(step.id, 0)
+                .await?
+                .into_iter()
+                .map(|l| json!({ "pos": l.pos, "out": l.line, "time": l.time_secs }))
+                .collect();
+            out.push(json!({
+                "stage": stage.name,
+                "stage_number": stage.number,
+                "step": step.name,
+                "step_number": step.number,
+                "status": step.status,
+                "lines": lines,
+            }));
+        }
+    }
+    Ok(Json(
+        json!({ "build": build.number, "status": build.status, "steps": out }),
+    ))
+}
+
+async fn cancel_build(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> Result<Json<Value>, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    let build = find_build(&state, &repo, number).await?;
+    if status::is_done(&build.status) {
+        return Err(Error::Conflict(format!(
+            "build #{number} already ended ({})",
+            build.status
+        )));
+    }
+    state.store.cancel_build(&build).await?;
+    let build = find_build(&state, &repo, number).await?;
+    Ok(Json(build_json(&state, &build).await?))
+}
+
+async fn restart_build(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    let old = find_build(&state, &repo, number).await?;
+    let event = Event {
+        event: old.event.clone(),
+        action: old.action.clone(),
+        git_ref: old.git_ref.clone(),
+        branch: old.branch.clone(),
+        target_branch: old.target_branch.clone(),
+        sha: old.sha.clone(),
+        before: old.before_sha.clone(),
+        message: old.message.clone(),
+        author: old.author.clone(),
+        author_email: old.author_email.clone(),
+        fork: old.fork,
+    };
+    let params: BTreeMap<String, String> = serde_json::from_str(&old.params).unwrap_or_default();
+    created(builds::create_with_params(&state, &repo, event, None, params).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRequest {
+    branch: String,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+}
+
+/// A manual run (`custom` event) of the head of a branch.
+async fn run_build(
+    AxState(state): AxState<Shared>,
+    Authed(user): Authed,
+    Path((owner, name)): Path<(String, String)>,
+    Json(req): Json<RunRequest>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    if req.branch.is_empty() || req.branch.starts_with('-') {
+        return Err(Error::BadRequest("branch is empty or invalid".into()));
+    }
+    let git_ref = format!("refs/heads/{}", req.branch);
+    let sha = state
+        .git
+        .resolve(&repo, &git_ref)
+        .await
+        .map_err(|e| Error::BadRequest(format!("cannot find branch `{}`: {e}", req.branch)))?;
+    let event = Event {
+        event: "custom".into(),
+        git_ref,
+        branch: req.branch.clone(),
+        target_branch: req.branch,
+        sha,
+        message: format!("manual run by {}", user.login),
+        author: user.login.clone(),
+        ..Default::default()
+    };
+    created(builds::create_with_params(&state, &repo, event, None, req.params).await?)
+}
+
+fn created(outcome: Outcome) -> Result<(StatusCode, Json<Value>), Error> {
+    match outcome {
+        Outcome::Created(build) => Ok((StatusCode::CREATED, Json(json!(build)))),
+        Outcome::Duplicate => Err(Error::Conflict("this build exists already".into())),
+        Outcome::Skipped(reason) => Ok((
+            StatusCode::OK,
+            Json(json!({ "status": "ignored", "reason": reason })),
+        )),
+    }
+}
+
+// ---- secrets: write-only ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutSecret {
+    name: String,
+    value: String,
+    /// Expose it to pull requests (from forks only if the repository allows).
+    #[serde(default)]
+    pull_request: bool,
+}
+
+fn secret_context(repo: &Repo, name: &str) -> String {
+    format!("repo:{}:{name}", repo.id)
+}
+
+async fn put_secret(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name)): Path<(String, String)>,
+    Json(req): Json<PutSecret>,
+) -> Result<StatusCode, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    if !valid_name(&req.name) {
+        return Err(Error::BadRequest(
+            "a secret name has letters, digits, '-', '_' and '.'".into(),
+        ));
+    }
+    let sealed = state
+        .key
+        .seal(&secret_context(&repo, &req.name), req.value.as_bytes())?;
+    state
+        .store
+        .put_secret(repo.id, &req.name, &sealed, req.pull_request)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_secrets(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name)): Path<(String, String)>,
+) -> Result<Json<Value>, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    let names: Vec<Value> = state
+        .store
+        .secrets(repo.id)
+        .await?
+        .into_iter()
+        .map(|s| json!({ "name": s.name, "pull_request": s.pull_request }))
+        .collect();
+    Ok(Json(json!(names)))
+}
+
+async fn delete_secret(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name, secret)): Path<(String, String, String)>,
+) -> Result<StatusCode, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    if state.store.delete_secret(repo.id, &secret).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Error::NotFound(format!("secret `{secret}` not found")))
+    }
+}
+
+/// The secrets a build may see, opened: all of them for push, tag and manual events; for pull
+/// requests only those marked `pull_request`, and from forks only if the repository allows.
+pub(crate) async fn secrets_for_build(
+    state: &State,
+    repo: &Repo,
+    build: &Build,
+) -> Result<BTreeMap<String, String>, Error> {
+    let pr = build.event == "pull_request";
+    let mut out = BTreeMap::new();
+    for row in state.store.secrets(repo.id).await? {
+        if pr && (!row.pull_request || (build.fork && !repo.fork_pr_secrets)) {
+            continue;
+        }
+        let plain = state
+            .key
+            .open(&secret_context(repo, &row.name), &row.sealed)?;
+        out.insert(row.name, String::from_utf8_lossy(&plain).into_owned());
+    }
+    Ok(out)
+}
