@@ -99,21 +99,36 @@ impl Store {
         })
     }
 
-    /// Creates a new, empty PostgreSQL database next to the one `url` names and connects to it:
-    /// each test gets its own database on a shared server.
-    pub async fn fresh_postgres(url: &str) -> Result<Self, StoreError> {
-        let base =
-            PgConnectOptions::from_str(url).map_err(|_| StoreError::BadUrl { url: redact(url) })?;
+    /// Creates a new, empty PostgreSQL database on the server `url` names and returns its URL:
+    /// each test gets its own database on a shared server (and can reconnect to it).
+    pub async fn create_postgres_database(url: &str) -> Result<String, StoreError> {
+        let bad = || StoreError::BadUrl { url: redact(url) };
+        let base = PgConnectOptions::from_str(url).map_err(|_| bad())?;
         let admin = PgPoolOptions::new()
             .max_connections(1)
-            .connect_with(base.clone())
+            .connect_with(base)
             .await?;
         let name = format!("skiff_test_{}", random_suffix());
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await?;
         admin.close().await;
-        Self::connect_postgres(base.database(&name)).await
+        // postgres://user@host:port/db?query -> the same with the new database.
+        let scheme_end = url.find("://").ok_or_else(bad)? + 3;
+        let (head, query) = match url.find('?') {
+            Some(q) => (&url[..q], &url[q..]),
+            None => (url, ""),
+        };
+        let authority_end = head[scheme_end..]
+            .find('/')
+            .map(|i| i + scheme_end)
+            .unwrap_or(head.len());
+        Ok(format!("{}/{name}{query}", &head[..authority_end]))
+    }
+
+    /// [`Store::create_postgres_database`] and connect to it.
+    pub async fn fresh_postgres(url: &str) -> Result<Self, StoreError> {
+        Self::connect(&Self::create_postgres_database(url).await?).await
     }
 
     /// `sqlite` or `postgres`.

@@ -56,8 +56,11 @@ pub async fn open_store(db: &Db, data_dir: &Path) -> (Store, Option<String>) {
             None,
         ),
         Db::Postgres(url) => {
-            let store = Store::fresh_postgres(url).await.expect("postgres");
-            (store, None)
+            let url = Store::create_postgres_database(url)
+                .await
+                .expect("create database");
+            let store = Store::connect(&url).await.expect("postgres");
+            (store, Some(url))
         }
     }
 }
