@@ -24,6 +24,7 @@
 mod api;
 mod auth;
 mod builds;
+pub mod client;
 mod crypto;
 mod error;
 mod git;

@@ -1,10 +1,230 @@
-//! `skiff build`: placeholder until its owner wires it.
+//! `skiff build`: list, inspect, follow, run, cancel and restart builds through the server's
+//! API. `--json` prints the API's answer for scripts.
 
+use crate::cmd_login::{block_on, field, print_json, slug};
+use anyhow::bail;
+use serde_json::Value;
+use skiff_server::client::Client;
+use std::collections::HashMap;
 use std::process::ExitCode;
+use std::time::Duration;
 
+/// List, inspect, follow, run, cancel and restart builds.
 #[derive(Debug, clap::Args)]
-pub struct BuildArgs {}
+pub struct BuildArgs {
+    #[command(subcommand)]
+    pub command: BuildCommand,
+}
 
-pub fn run(_args: BuildArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`skiff build` is not implemented yet")
+#[derive(Debug, clap::Subcommand)]
+pub enum BuildCommand {
+    /// The newest builds of a repository.
+    Ls {
+        /// OWNER/NAME
+        repo: String,
+        #[arg(long, default_value_t = 25)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One build with its stages and steps.
+    Info {
+        repo: String,
+        number: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A build's log lines; `--follow` keeps printing until the build ends.
+    Logs {
+        repo: String,
+        number: i64,
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the head of a branch now (a `custom` event).
+    Run {
+        repo: String,
+        #[arg(long)]
+        branch: String,
+        /// KEY=VALUE parameters for the pipeline (repeatable).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a pending or running build.
+    Cancel { repo: String, number: i64 },
+    /// Start a new build with the same commit and event.
+    Restart {
+        repo: String,
+        number: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
+    block_on(async {
+        let client = Client::from_saved()?;
+        match args.command {
+            BuildCommand::Ls { repo, limit, json } => {
+                let list = client
+                    .get(&format!("/repos/{}/builds?limit={limit}", slug(&repo)?))
+                    .await?;
+                if json {
+                    print_json(&list);
+                } else {
+                    for b in list.as_array().into_iter().flatten() {
+                        println!("{}", summary(b));
+                    }
+                }
+            }
+            BuildCommand::Info { repo, number, json } => {
+                let build = client
+                    .get(&format!("/repos/{}/builds/{number}", slug(&repo)?))
+                    .await?;
+                if json {
+                    print_json(&build);
+                } else {
+                    print_info(&build);
+                }
+            }
+            BuildCommand::Logs {
+                repo,
+                number,
+                follow,
+                json,
+            } => return logs(&client, slug(&repo)?, number, follow, json).await,
+            BuildCommand::Run {
+                repo,
+                branch,
+                params,
+                json,
+            } => {
+                let mut map = serde_json::Map::new();
+                for p in params {
+                    let Some((k, v)) = p.split_once('=') else {
+                        bail!("--param `{p}` is not KEY=VALUE");
+                    };
+                    map.insert(k.to_string(), Value::String(v.to_string()));
+                }
+                let body = serde_json::json!({"branch": branch, "params": map});
+                let build = client
+                    .post(&format!("/repos/{}/builds", slug(&repo)?), body)
+                    .await?;
+                report_created(&build, json);
+            }
+            BuildCommand::Cancel { repo, number } => {
+                client
+                    .post(
+                        &format!("/repos/{}/builds/{number}/cancel", slug(&repo)?),
+                        Value::Null,
+                    )
+                    .await?;
+                eprintln!("build #{number} cancelled");
+            }
+            BuildCommand::Restart { repo, number, json } => {
+                let build = client
+                    .post(
+                        &format!("/repos/{}/builds/{number}/restart", slug(&repo)?),
+                        Value::Null,
+                    )
+                    .await?;
+                report_created(&build, json);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn report_created(build: &Value, json: bool) {
+    if json {
+        print_json(build);
+    } else if build["status"] == "ignored" {
+        println!("no build: {}", field(build, "reason"));
+    } else {
+        println!("{}", summary(build));
+    }
+}
+
+fn summary(b: &Value) -> String {
+    let sha = field(b, "sha");
+    let short = sha.get(..8).unwrap_or(&sha);
+    format!(
+        "#{}\t{}\t{}\t{}\t{}\t{}",
+        field(b, "number"),
+        field(b, "status"),
+        field(b, "event"),
+        field(b, "git_ref"),
+        short,
+        field(b, "message").lines().next().unwrap_or("")
+    )
+}
+
+fn print_info(build: &Value) {
+    println!("{}", summary(build));
+    if !field(build, "error").is_empty() {
+        println!("error: {}", field(build, "error"));
+    }
+    for stage in build["stages"].as_array().into_iter().flatten() {
+        println!(
+            "  stage {}: {}",
+            field(stage, "name"),
+            field(stage, "status")
+        );
+        for step in stage["steps"].as_array().into_iter().flatten() {
+            println!(
+                "    {}: {} (exit {})",
+                field(step, "name"),
+                field(step, "status"),
+                field(step, "exit_code")
+            );
+        }
+    }
+}
+
+/// Prints lines as they appear; with `follow`, polls until the build has finished.
+async fn logs(
+    client: &Client,
+    repo: &str,
+    number: i64,
+    follow: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut printed: HashMap<(i64, i64), i64> = HashMap::new();
+    loop {
+        let logs = client
+            .get(&format!("/repos/{repo}/builds/{number}/logs"))
+            .await?;
+        if json && !follow {
+            print_json(&logs);
+            return Ok(ExitCode::SUCCESS);
+        }
+        for step in logs["steps"].as_array().into_iter().flatten() {
+            let key = (
+                step["stage_number"].as_i64().unwrap_or(0),
+                step["step_number"].as_i64().unwrap_or(0),
+            );
+            let seen = printed.entry(key).or_insert(-1);
+            for line in step["lines"].as_array().into_iter().flatten() {
+                let pos = line["pos"].as_i64().unwrap_or(0);
+                if pos > *seen {
+                    *seen = pos;
+                    println!("[{}] {}", field(step, "step"), field(line, "out"));
+                }
+            }
+        }
+        let status = field(&logs, "status");
+        let done = !matches!(status.as_str(), "pending" | "running");
+        if !follow || done {
+            return Ok(if status == "success" || !done {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -1,0 +1,179 @@
+//! The CLI as the API's client, with the real binary against a real server (the library
+//! router on a free port, SQLite): login, repo add/ls, secret add/ls, build run/logs
+//! --follow/info/ls, and the error a wrong password gets.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const PASSWORD: &str = "cli-test-password";
+
+fn skiff(config_dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(args)
+        .env("SKIFF_CONFIG_DIR", config_dir)
+        .env_remove("SKIFF_SERVER")
+        .env_remove("SKIFF_TOKEN")
+        .env_remove("SKIFF_PASSWORD")
+        .output()
+        .expect("run skiff")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "skiff failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn login_repo_secret_and_build_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(&origin).expect("mkdir");
+    git(&origin, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        origin.join(".drone.yml"),
+        "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: hi\n  environment:\n    TOKEN:\n      from_secret: token\n  commands:\n  - echo hello cli $TOKEN\n",
+    )
+    .expect("write");
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-q", "-m", "init"]);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let data = dir.path().join("data");
+    let url = runtime.block_on(async {
+        let mut config = skiff_server::ServerConfig::new(data.clone());
+        config.admin_password = Some(PASSWORD.into());
+        config.poll_interval = std::time::Duration::from_millis(100);
+        let app = skiff_server::app(config).await.expect("app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = app.router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        std::mem::forget(app);
+        url
+    });
+    let config = dir.path().join("config");
+
+    let out = skiff(
+        &config,
+        &[
+            "login",
+            "--server",
+            &url,
+            "--user",
+            "admin",
+            "--password",
+            "nope",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong user or password"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&skiff(
+        &config,
+        &[
+            "login",
+            "--server",
+            &url,
+            "--user",
+            "admin",
+            "--password",
+            PASSWORD,
+        ],
+    ));
+    let creds = config.join("credentials.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&creds).expect("creds").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    let origin_text = origin.to_string_lossy().into_owned();
+    let added = ok(&skiff(
+        &config,
+        &[
+            "repo",
+            "add",
+            "acme/cli",
+            "--git-url",
+            &origin_text,
+            "--webhook-secret",
+            "s3",
+        ],
+    ));
+    assert!(added.contains("webhook secret: s3"), "{added}");
+    let listed = ok(&skiff(&config, &["repo", "ls", "--json"]));
+    let repos: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(repos[0]["name"], "cli");
+
+    ok(&skiff(
+        &config,
+        &["secret", "add", "acme/cli", "token", "--value", "sekrit"],
+    ));
+    assert_eq!(
+        ok(&skiff(&config, &["secret", "ls", "acme/cli"])).trim(),
+        "token"
+    );
+
+    let run = ok(&skiff(
+        &config,
+        &["build", "run", "acme/cli", "--branch", "main", "--json"],
+    ));
+    let build: serde_json::Value = serde_json::from_str(&run).expect("json");
+    assert_eq!(build["number"], 1);
+    let logs = ok(&skiff(
+        &config,
+        &["build", "logs", "acme/cli", "1", "--follow"],
+    ));
+    assert!(logs.contains("[hi] hello cli ******"), "{logs}");
+    let info: serde_json::Value = serde_json::from_str(&ok(&skiff(
+        &config,
+        &["build", "info", "acme/cli", "1", "--json"],
+    )))
+    .expect("json");
+    assert_eq!(info["status"], "success");
+    assert_eq!(info["event"], "custom");
+    let list = ok(&skiff(&config, &["build", "ls", "acme/cli"]));
+    assert!(
+        list.starts_with("#1\tsuccess\tcustom\trefs/heads/main"),
+        "{list}"
+    );
+
+    let out = skiff(&config, &["build", "info", "acme/cli", "9"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    runtime.shutdown_background();
+}
