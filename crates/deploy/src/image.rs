@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Docker Hub's name in references, and where its API is served.
-pub const DOCKER_HUB: &str = "docker.io";
+pub use skiff_dockerconfig::DOCKER_HUB;
 const DOCKER_HUB_API: &str = "registry-1.docker.io";
 
 /// A parsed image reference.

@@ -4,13 +4,13 @@
 //! `config.json` (`DOCKER_CONFIG`, `~/.docker/config.json`, or `REGISTRY_AUTH_FILE`).
 
 use crate::error::{Error, Result};
-use crate::image::{DOCKER_HUB, ImageRef};
+use crate::image::ImageRef;
 use base64::Engine as _;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
 use serde::Deserialize;
 use sha2::Digest;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, \
@@ -25,65 +25,26 @@ pub struct Credentials {
     pub password: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct DockerConfig {
-    #[serde(default)]
-    auths: BTreeMap<String, DockerAuth>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct DockerAuth {
-    #[serde(default)]
-    auth: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    password: Option<String>,
-}
-
 /// Credentials per registry host, from Docker's config file.
 #[derive(Debug, Clone, Default)]
 pub struct CredentialStore {
     by_host: HashMap<String, Credentials>,
 }
 
-/// `https://index.docker.io/v1/` → `docker.io`; `host:5000/path` → `host:5000`.
-fn normalize_host(key: &str) -> String {
-    let key = key
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = key.split('/').next().unwrap_or(key);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB.into(),
-        other => other.to_string(),
-    }
-}
-
 impl CredentialStore {
     /// Parse the JSON of a Docker config file.
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let config: DockerConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        let mut by_host = HashMap::new();
-        for (key, entry) in config.auths {
-            let pair = match (&entry.auth, &entry.username, &entry.password) {
-                (Some(auth), _, _) if !auth.is_empty() => {
-                    let decoded = base64::engine::general_purpose::STANDARD
-                        .decode(auth.trim())
-                        .map_err(|e| format!("auths.{key}.auth: {e}"))?;
-                    let text =
-                        String::from_utf8(decoded).map_err(|e| format!("auths.{key}.auth: {e}"))?;
-                    let (user, pass) = text
-                        .split_once(':')
-                        .ok_or_else(|| format!("auths.{key}.auth is not user:password"))?;
-                    Some((user.to_string(), pass.to_string()))
-                }
-                (_, Some(user), Some(pass)) => Some((user.clone(), pass.clone())),
-                _ => None,
-            };
-            if let Some((username, password)) = pair {
-                by_host.insert(normalize_host(&key), Credentials { username, password });
-            }
-        }
+        let by_host = skiff_dockerconfig::parse(text)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|c| {
+                let credentials = Credentials {
+                    username: c.username,
+                    password: c.password,
+                };
+                (c.registry, credentials)
+            })
+            .collect();
         Ok(Self { by_host })
     }
 
@@ -115,7 +76,8 @@ impl CredentialStore {
 
     /// Credentials for a registry, if any.
     pub fn get(&self, registry: &str) -> Option<&Credentials> {
-        self.by_host.get(&normalize_host(registry))
+        self.by_host
+            .get(&skiff_dockerconfig::registry_host(registry))
     }
 }
 

@@ -4,78 +4,14 @@
 
 use crate::RunnerError;
 use crate::backend::RegistryAuth;
-use base64::Engine as _;
-use std::collections::BTreeMap;
-
-#[derive(serde::Deserialize)]
-struct ConfigJson {
-    #[serde(default)]
-    auths: BTreeMap<String, AuthEntry>,
-}
-
-#[derive(serde::Deserialize, Default)]
-struct AuthEntry {
-    #[serde(default)]
-    auth: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    password: Option<String>,
-}
+use skiff_dockerconfig::{DOCKER_HUB, normalize_registry};
 
 /// The credentials in one docker `config.json` (the value of the secret `name`).
 pub fn parse_docker_config(name: &str, json: &str) -> Result<Vec<RegistryAuth>, RunnerError> {
-    let bad = |message: String| RunnerError::PullSecret {
+    skiff_dockerconfig::parse(json).map_err(|e| RunnerError::PullSecret {
         name: name.to_string(),
-        message,
-    };
-    let config: ConfigJson =
-        serde_json::from_str(json).map_err(|e| bad(format!("not a docker config.json: {e}")))?;
-    let mut out = Vec::new();
-    for (key, entry) in config.auths {
-        let registry = registry_host(&key);
-        let (username, password) = match (&entry.auth, entry.username, entry.password) {
-            (Some(encoded), _, _) if !encoded.is_empty() => {
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(encoded.trim())
-                    .map_err(|e| bad(format!("auths.{key}.auth is not base64: {e}")))?;
-                let text = String::from_utf8(raw)
-                    .map_err(|_| bad(format!("auths.{key}.auth is not UTF-8")))?;
-                match text.split_once(':') {
-                    Some((user, pass)) => (user.to_string(), pass.to_string()),
-                    None => return Err(bad(format!("auths.{key}.auth is not `user:password`"))),
-                }
-            }
-            (_, Some(user), Some(pass)) => (user, pass),
-            _ => return Err(bad(format!("auths.{key} has no credentials"))),
-        };
-        out.push(RegistryAuth {
-            registry,
-            username,
-            password,
-        });
-    }
-    Ok(out)
-}
-
-/// The registry host of an `auths` key, which may be a URL (`https://index.docker.io/v1/`).
-fn registry_host(key: &str) -> String {
-    let without_scheme = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let host = without_scheme.split('/').next().unwrap_or(without_scheme);
-    normalize_registry(host)
-}
-
-/// Docker Hub goes by several names; they all mean `docker.io`.
-fn normalize_registry(host: &str) -> String {
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_string()
-        }
-        other => other.to_string(),
-    }
+        message: e.to_string(),
+    })
 }
 
 /// The registry an image reference is pulled from (`docker.io` for short names).
@@ -84,7 +20,7 @@ pub fn image_registry(image: &str) -> String {
         Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
             normalize_registry(first)
         }
-        _ => "docker.io".to_string(),
+        _ => DOCKER_HUB.to_string(),
     }
 }
 
@@ -99,33 +35,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_auth_field_and_plain_fields() {
-        let json = r#"{"auths":{
-            "https://index.docker.io/v1/":{"auth":"dXNlcjpwYXNzOndvcmQ="},
-            "registry.local:5000":{"username":"robot","password":"s3cret"}}}"#;
-        let auths = parse_docker_config("dockerconfig", json).expect("valid config");
-        assert_eq!(
-            auths,
-            vec![
-                RegistryAuth {
-                    registry: "docker.io".into(),
-                    username: "user".into(),
-                    password: "pass:word".into()
-                },
-                RegistryAuth {
-                    registry: "registry.local:5000".into(),
-                    username: "robot".into(),
-                    password: "s3cret".into()
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn rejects_garbage() {
-        assert!(parse_docker_config("x", "not json").is_err());
-        assert!(parse_docker_config("x", r#"{"auths":{"a.io":{"auth":"!!"}}}"#).is_err());
-        assert!(parse_docker_config("x", r#"{"auths":{"a.io":{}}}"#).is_err());
+    fn pull_secret_errors_name_the_secret() {
+        let error = parse_docker_config("dockerconfig", "not json").expect_err("invalid");
+        assert!(error.to_string().contains("dockerconfig"), "{error}");
+        let auths = parse_docker_config(
+            "dockerconfig",
+            r#"{"auths":{"https://index.docker.io/v1/":{"username":"u","password":"p"}}}"#,
+        )
+        .expect("valid config");
+        assert_eq!(auths[0].registry, "docker.io");
     }
 
     #[test]

@@ -47,14 +47,8 @@ pub struct StepSpec {
     pub precreate: bool,
 }
 
-/// Credentials for one registry, from a docker `config.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryAuth {
-    /// Registry host as written in the `auths` map key (`docker.io`, `ghcr.io`, `host:5000`).
-    pub registry: String,
-    pub username: String,
-    pub password: String,
-}
+/// Credentials for one registry, from an `image_pull_secrets` docker `config.json`.
+pub use skiff_dockerconfig::RegistryCredentials as RegistryAuth;
 
 /// How a step's process ended, as seen by the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
