@@ -1,7 +1,7 @@
 //! Terminal output for `skiff exec`: each log line prefixed `[step:line]` like `drone exec`,
 //! coloured per step when writing to a terminal, and the final table of steps.
 
-use crate::engine::{BuildReport, Status};
+use crate::engine::{BuildReport, Status, StepReport};
 use crate::log::{LogLine, LogSink};
 use std::io::Write;
 use std::time::Duration;
@@ -68,17 +68,28 @@ pub fn summary(report: &BuildReport, color: bool) -> String {
         .max()
         .unwrap_or(4)
         .max(4);
-    let mut out = String::new();
-    out.push_str(&format!(
-        "\n{:<width$}  {:<8}  {:>4}  {:>9}\n",
-        "STEP", "STATUS", "EXIT", "DURATION"
-    ));
-    for step in &report.steps {
+    let status_text = |step: &StepReport| {
         let mut status = step.status.as_str().to_string();
         if step.ignored && step.status == Status::Failure {
             status.push_str(" (ignored)");
         }
-        let painted = paint(&format!("{status:<8}"), step.status, color);
+        status
+    };
+    let status_width = report
+        .steps
+        .iter()
+        .map(|step| status_text(step).len())
+        .max()
+        .unwrap_or(0)
+        .max("STATUS".len());
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\n{:<width$}  {:<status_width$}  {:>4}  {:>9}\n",
+        "STEP", "STATUS", "EXIT", "DURATION"
+    ));
+    for step in &report.steps {
+        let status = status_text(step);
+        let painted = paint(&format!("{status:<status_width$}"), step.status, color);
         out.push_str(&format!(
             "{:<width$}  {}  {:>4}  {:>9}\n",
             step.name,
