@@ -8,12 +8,13 @@ use crate::builds::{self, Event, Outcome};
 use crate::{Error, Shared, State, webhook};
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use skiff_store::{Build, NewRepo, Repo, status};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub(crate) fn router(state: Shared) -> Router {
     let api = Router::new()
@@ -37,6 +38,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .route(
             "/repos/{owner}/{name}/builds/{number}/logs",
             get(build_logs),
+        )
+        .route(
+            "/repos/{owner}/{name}/builds/{number}/logs/stream",
+            get(stream_logs),
         )
         .route(
             "/repos/{owner}/{name}/secrets",
@@ -285,6 +290,84 @@ async fn build_logs(
     Ok(Json(
         json!({ "build": build.number, "status": build.status, "steps": out }),
     ))
+}
+
+/// Server-Sent Events: every log line of the build as it is stored (`event: line`, data
+/// `{"stage","step","pos","out","time"}`), then `event: done` with the build's status. Reads
+/// the database, so it works on any replica and after a restart.
+async fn stream_logs(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name, number)): Path<(String, String, i64)>,
+) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>>, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    let build = find_build(&state, &repo, number).await?;
+    let follow = Follow {
+        state,
+        build_id: build.id,
+        seen: HashMap::new(),
+        queue: VecDeque::new(),
+        done: false,
+    };
+    let stream = futures::stream::unfold(follow, |mut f| async move {
+        loop {
+            if let Some(event) = f.queue.pop_front() {
+                return Some((Ok(event), f));
+            }
+            if f.done {
+                return None;
+            }
+            if let Err(error) = f.poll().await {
+                f.queue
+                    .push_back(SseEvent::default().event("error").data(error.to_string()));
+                f.done = true;
+                continue;
+            }
+            if f.queue.is_empty() && !f.done {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+struct Follow {
+    state: Shared,
+    build_id: i64,
+    /// Next position to read, per step id.
+    seen: HashMap<i64, i64>,
+    queue: VecDeque<SseEvent>,
+    done: bool,
+}
+
+impl Follow {
+    async fn poll(&mut self) -> Result<(), Error> {
+        let store = &self.state.store;
+        // Read the status first: lines stored before the build ended are then all read below.
+        let build = store
+            .build_by_id(self.build_id)
+            .await?
+            .ok_or_else(|| Error::NotFound("the build is gone".into()))?;
+        for stage in store.stages(self.build_id).await? {
+            for step in store.steps(stage.id).await? {
+                let next = self.seen.entry(step.id).or_insert(0);
+                for line in store.logs(step.id, *next).await? {
+                    *next = line.pos + 1;
+                    let data = json!({"stage": stage.name, "step": step.name,
+                        "pos": line.pos, "out": line.line, "time": line.time_secs});
+                    self.queue
+                        .push_back(SseEvent::default().event("line").data(data.to_string()));
+                }
+            }
+        }
+        if build.finished > 0 {
+            let data = json!({"status": build.status, "error": build.error});
+            self.queue
+                .push_back(SseEvent::default().event("done").data(data.to_string()));
+            self.done = true;
+        }
+        Ok(())
+    }
 }
 
 async fn cancel_build(

@@ -97,6 +97,25 @@ async fn gitea_push_runs_a_build_once_and_rejects_bad_hooks() {
         assert!(text.contains("token is ******"), "secret masked: {text}");
         assert!(!text.contains("hunter2"), "{text}");
 
+        // The same lines as Server-Sent Events, ending with the build's status.
+        let sse = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/repos/acme/app/builds/1/logs/stream",
+                server.url
+            ))
+            .bearer_auth(&api.token)
+            .send()
+            .await
+            .expect("stream");
+        assert_eq!(sse.status(), 200);
+        let events = sse.text().await.expect("events");
+        assert!(events.contains("event: line"), "{events}");
+        assert!(events.contains("hello from skiff"), "{events}");
+        assert!(
+            events.contains("event: done\ndata: {\"error\":\"\",\"status\":\"success\"}"),
+            "{events}"
+        );
+
         // The same delivery again: no second build.
         let (status, again) = api
             .hook(
