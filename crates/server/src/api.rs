@@ -55,6 +55,7 @@ pub(crate) fn router(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .route("/hook/gitea", post(webhook::gitea))
         .route("/hook/github", post(webhook::github))
         .route("/hook/gitlab", post(webhook::gitlab))
@@ -65,6 +66,35 @@ pub(crate) fn router(state: Shared) -> Router {
 async fn ready(AxState(state): AxState<Shared>) -> Result<&'static str, Error> {
     state.store.ping().await?;
     Ok("ready")
+}
+
+/// Prometheus text format: builds and stages by status, users and repositories.
+async fn metrics(AxState(state): AxState<Shared>) -> Result<String, Error> {
+    use std::fmt::Write;
+    let (builds, stages) = state.store.status_counts().await?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP skiff_ci_builds Builds by status.\n# TYPE skiff_ci_builds gauge"
+    );
+    for (status, n) in builds {
+        let _ = writeln!(out, "skiff_ci_builds{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP skiff_ci_stages Stages by status (pending: queued).\n# TYPE skiff_ci_stages gauge"
+    );
+    for (status, n) in stages {
+        let _ = writeln!(out, "skiff_ci_stages{{status=\"{status}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP skiff_ci_repos Repositories.\n# TYPE skiff_ci_repos gauge"
+    );
+    let _ = writeln!(out, "skiff_ci_repos {}", state.store.repos().await?.len());
+    let _ = writeln!(out, "# HELP skiff_users Users.\n# TYPE skiff_users gauge");
+    let _ = writeln!(out, "skiff_users {}", state.store.count_users().await?);
+    Ok(out)
 }
 
 #[derive(Deserialize)]

@@ -116,6 +116,21 @@ async fn gitea_push_runs_a_build_once_and_rejects_bad_hooks() {
             "{events}"
         );
 
+        let metrics = reqwest::get(format!("{}/metrics", server.url))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            metrics.contains("skiff_ci_builds{status=\"success\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("skiff_ci_stages{status=\"success\"} 1"),
+            "{metrics}"
+        );
+
         // The same delivery again: no second build.
         let (status, again) = api
             .hook(

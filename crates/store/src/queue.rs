@@ -306,6 +306,19 @@ impl Store {
             .await
     }
 
+    /// `(status, count)` of builds and of stages, for metrics.
+    pub async fn status_counts(
+        &self,
+    ) -> Result<(Vec<(String, i64)>, Vec<(String, i64)>), StoreError> {
+        const BUILDS: &str = "SELECT status, COUNT(*) FROM builds GROUP BY status ORDER BY status";
+        const STAGES: &str = "SELECT status, COUNT(*) FROM stages GROUP BY status ORDER BY status";
+        let builds: Vec<(String, i64)> =
+            with_pool!(self, |p| sqlx::query_as(BUILDS).fetch_all(p).await)?;
+        let stages: Vec<(String, i64)> =
+            with_pool!(self, |p| sqlx::query_as(STAGES).fetch_all(p).await)?;
+        Ok((builds, stages))
+    }
+
     /// Counts stages by status (metrics, tests).
     pub async fn count_stages(&self, state: &str) -> Result<i64, StoreError> {
         const SQL: &str = "SELECT COUNT(*) FROM stages WHERE status = $1";
