@@ -60,6 +60,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/hook/github", post(webhook::github))
         .route("/hook/gitlab", post(webhook::gitlab))
         .nest("/api/v1", api)
+        .nest("/rpc/v1", crate::rpc::router())
         .with_state(state)
 }
 

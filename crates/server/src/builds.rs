@@ -36,8 +36,8 @@ pub(crate) enum Outcome {
 }
 
 /// The facts a pipeline sees, from a recorded build (the runner re-plans with these).
-pub(crate) fn context(state: &State, repo: &Repo, b: &Build) -> BuildContext {
-    let (host, proto) = split_url(&state.config.public_url);
+pub(crate) fn context(public_url: &str, repo: &Repo, b: &Build) -> BuildContext {
+    let (host, proto) = split_url(public_url);
     let target = if b.target_branch.is_empty() {
         b.branch.clone()
     } else {
@@ -138,7 +138,7 @@ pub(crate) async fn create_with_params(
         started: 0,
         finished: 0,
     };
-    let ctx = context(state, repo, &draft);
+    let ctx = context(&state.config.public_url, repo, &draft);
     if skip_requested(&ctx) {
         return Ok(Outcome::Skipped(
             "the commit message asks to skip CI ([ci skip])".into(),
@@ -172,6 +172,8 @@ pub(crate) async fn create_with_params(
     match state.store.create_build(&new).await? {
         Some(build) => {
             tracing::info!(repo = %repo.slug(), number = build.number, status = %build.status, "build created");
+            // Wake every idle claimer (remote long polls) and leave a permit for the next one.
+            state.queued.notify_waiters();
             state.queued.notify_one();
             Ok(Outcome::Created(Box::new(build)))
         }

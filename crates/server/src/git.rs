@@ -170,3 +170,35 @@ async fn run(action: &str, cmd: &mut Command) -> Result<String, Error> {
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
+
+/// Clones `url` into `dest` and checks out `sha`, fetching `git_ref` first (pull request refs
+/// are not in a plain clone). Used by remote runners, which have no mirror.
+pub(crate) async fn clone_commit(
+    url: &str,
+    git_ref: &str,
+    sha: &str,
+    dest: &Path,
+) -> Result<(), Error> {
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::create_dir_all(dest).map_err(Error::Io)?;
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(dest).args(args);
+        cmd
+    };
+    run("init", &mut git(&["init", "--quiet"])).await?;
+    run("remote", &mut git(&["remote", "add", "--", "origin", url])).await?;
+    if !git_ref.is_empty() {
+        let spec = format!("+{git_ref}:refs/remotes/origin/skiff-build");
+        run("fetch", &mut git(&["fetch", "--quiet", "origin", &spec])).await?;
+    }
+    if !has_commit(&dest.join(".git"), sha).await {
+        run("fetch", &mut git(&["fetch", "--quiet", "origin"])).await?;
+    }
+    run(
+        "checkout",
+        &mut git(&["checkout", "--quiet", "--detach", sha]),
+    )
+    .await?;
+    Ok(())
+}

@@ -28,10 +28,13 @@ pub mod client;
 mod crypto;
 mod error;
 mod git;
+pub mod remote;
+mod rpc;
 mod runner;
 mod webhook;
 
 pub use error::Error;
+pub use runner::{Job, StepResult};
 
 use skiff_store::Store;
 use std::path::PathBuf;

@@ -1,8 +1,11 @@
-//! The in-process runner: a loop that claims stages from the durable queue (up to the
-//! configured capacity at once), checks the commit out into a workspace with `git`, re-plans
-//! the stage from the pipeline file at that commit, runs it with `skiff-runner` (the exec
-//! backend for `type: exec`, the Docker backend when a Docker Engine answers), stores the masked
-//! log lines as they come, heartbeats the lease, and records step and stage statuses.
+//! Running claimed stages, for the in-process runner and for remote ones (`skiff runner`).
+//!
+//! A claim becomes a [`Job`]: the stage and its lease token, the build, the repository, the
+//! pipeline file at the commit and the secrets the build may see. [`run_job`] checks the commit
+//! out into a workspace with `git`, re-plans the stage, runs it with `skiff-runner` (exec
+//! backend for `type: exec`, Docker when an engine answers), streams the masked log lines out,
+//! heartbeats the lease, and reports step and stage results. Where results go is an [`Io`]:
+//! straight into the store in-process, or over `/rpc/v1` from a remote runner.
 //!
 //! A heartbeat that finds the build cancelled kills the steps; one that finds the lease lost
 //! (this runner was presumed dead and another took the stage) stops and writes nothing more.
@@ -10,20 +13,151 @@
 
 use crate::builds::{context, kind_name};
 use crate::{Error, Shared};
+use serde::{Deserialize, Serialize};
 use skiff_pipeline::{BackendKind, PlanOptions, plan_build};
 use skiff_runner::docker::DockerBackend;
 use skiff_runner::exec::ExecBackend;
 use skiff_runner::{Backend, LogLine, LogSink, RunOptions};
-use skiff_store::{Claim, LeaseState, RunnerSpec, Stage, status};
-use std::collections::{BTreeMap, HashMap};
+use skiff_store::{Build, Claim, LeaseState, Repo, RunnerSpec, Stage, status};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Everything a runner needs to run one claimed stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub stage: Stage,
+    pub lease_token: String,
+    pub lease_ms: i64,
+    pub build: Build,
+    pub repo: Repo,
+    /// The pipeline file at the build's commit.
+    pub config: String,
+    /// Opened secrets this build may see (already filtered for pull requests).
+    pub secrets: BTreeMap<String, String>,
+    pub public_url: String,
+}
+
+/// One step's outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepResult {
+    pub number: i64,
+    pub status: String,
+    pub exit_code: i64,
+    pub error: String,
+    pub started: i64,
+    pub finished: i64,
+}
+
+/// Where a running stage reports to.
+#[derive(Clone)]
+pub(crate) enum Io {
+    Local(Shared),
+    Remote(Arc<crate::remote::RpcClient>),
+}
+
+impl Io {
+    async fn heartbeat(&self, job: &Job) -> Result<LeaseState, Error> {
+        match self {
+            Io::Local(state) => Ok(state
+                .store
+                .heartbeat(job.stage.id, &job.lease_token, lease(job))
+                .await?),
+            Io::Remote(rpc) => rpc.heartbeat(job).await,
+        }
+    }
+
+    async fn logs(
+        &self,
+        job: &Job,
+        step_number: i64,
+        lines: &[(i64, String, i64)],
+    ) -> Result<(), Error> {
+        match self {
+            Io::Local(state) => Ok(state
+                .store
+                .append_stage_logs(job.stage.id, step_number, lines)
+                .await?),
+            Io::Remote(rpc) => rpc.logs(job, step_number, lines).await,
+        }
+    }
+
+    async fn step(&self, job: &Job, step: &StepResult) -> Result<(), Error> {
+        match self {
+            Io::Local(state) => {
+                state
+                    .store
+                    .update_step(
+                        job.stage.id,
+                        &job.lease_token,
+                        step.number,
+                        &step.status,
+                        step.exit_code,
+                        &step.error,
+                        step.started,
+                        step.finished,
+                    )
+                    .await?;
+                Ok(())
+            }
+            Io::Remote(rpc) => rpc.step(job, step).await,
+        }
+    }
+
+    async fn finish(&self, job: &Job, outcome: &str, error: &str) -> Result<(), Error> {
+        match self {
+            Io::Local(state) => {
+                state
+                    .store
+                    .finish_stage(job.stage.id, &job.lease_token, outcome, error)
+                    .await?;
+                Ok(())
+            }
+            Io::Remote(rpc) => rpc.finish(job, outcome, error).await,
+        }
+    }
+
+    async fn release(&self, job: &Job) -> Result<(), Error> {
+        match self {
+            Io::Local(state) => {
+                state
+                    .store
+                    .release_stage(job.stage.id, &job.lease_token)
+                    .await?;
+                Ok(())
+            }
+            Io::Remote(rpc) => rpc.release(job).await,
+        }
+    }
+
+    /// Puts the commit in `dest`: from the server's mirror in-process, else cloned from the
+    /// repository's URL on this host.
+    async fn checkout(&self, job: &Job, dest: &Path) -> Result<(), Error> {
+        match self {
+            Io::Local(state) => state.git.checkout(&job.repo, &job.build.sha, dest).await,
+            Io::Remote(_) => {
+                crate::git::clone_commit(
+                    &job.repo.git_url,
+                    &job.build.git_ref,
+                    &job.build.sha,
+                    dest,
+                )
+                .await
+            }
+        }
+    }
+}
+
+fn lease(job: &Job) -> Duration {
+    Duration::from_millis(job.lease_ms.max(100) as u64)
+}
+
 /// The platform of this host in Drone's words.
-fn host_platform() -> (String, String) {
+pub(crate) fn host_platform() -> (String, String) {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -34,7 +168,7 @@ fn host_platform() -> (String, String) {
 }
 
 /// Pipeline types this host can run: exec always, docker when an engine answers.
-async fn detect_kinds() -> Vec<String> {
+pub(crate) async fn detect_kinds() -> Vec<String> {
     let mut kinds = vec![kind_name(BackendKind::Exec).to_string()];
     if let Ok(docker) = DockerBackend::connect()
         && tokio::time::timeout(Duration::from_secs(3), docker.ping())
@@ -46,6 +180,43 @@ async fn detect_kinds() -> Vec<String> {
     kinds
 }
 
+/// Builds the job for a stage claimed from the store (the in-process runner and `/rpc/v1`).
+pub(crate) async fn job_for(state: &Shared, claim: Claim) -> Result<Job, (Claim, Error)> {
+    let load = async {
+        let build = state
+            .store
+            .build_by_id(claim.stage.build_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("build #{}", claim.stage.build_id)))?;
+        let repo = state
+            .store
+            .repo_by_id(build.repo_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("repository #{}", build.repo_id)))?;
+        let config = state
+            .git
+            .read_file(&repo, &build.sha, &repo.config_path)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{} at {}", repo.config_path, build.sha)))?;
+        let secrets = crate::api::secrets_for_build(state, &repo, &build).await?;
+        Ok::<_, Error>((build, repo, config, secrets))
+    };
+    match load.await {
+        Ok((build, repo, config, secrets)) => Ok(Job {
+            stage: claim.stage,
+            lease_token: claim.lease_token,
+            lease_ms: state.config.lease.as_millis() as i64,
+            build,
+            repo,
+            config,
+            secrets,
+            public_url: state.config.public_url.clone(),
+        }),
+        Err(error) => Err((claim, error)),
+    }
+}
+
+/// The in-process runner loop.
 pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let (os, arch) = host_platform();
@@ -61,6 +232,7 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
         let slots = Arc::new(tokio::sync::Semaphore::new(
             state.config.runner_capacity.max(1),
         ));
+        let work = state.config.data_dir.join("work");
         let mut running = tokio::task::JoinSet::new();
         loop {
             let permit = tokio::select! {
@@ -71,14 +243,29 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
                 _ = stop.cancelled() => break,
             };
             match state.store.claim(&spec, state.config.lease).await {
-                Ok(Some(claim)) => {
-                    let state = state.clone();
-                    let stop = stop.clone();
-                    running.spawn(async move {
-                        run_claim(state, claim, stop).await;
+                Ok(Some(claim)) => match job_for(&state, claim).await {
+                    Ok(job) => {
+                        let io = Io::Local(state.clone());
+                        let stop = stop.clone();
+                        let work = work.clone();
+                        running.spawn(async move {
+                            run_job(io, job, &work, stop).await;
+                            drop(permit);
+                        });
+                    }
+                    Err((claim, error)) => {
                         drop(permit);
-                    });
-                }
+                        let _ = state
+                            .store
+                            .finish_stage(
+                                claim.stage.id,
+                                &claim.lease_token,
+                                status::ERROR,
+                                &error.to_string(),
+                            )
+                            .await;
+                    }
+                },
                 Ok(None) => {
                     drop(permit);
                     tokio::select! {
@@ -96,7 +283,6 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
                     }
                 }
             }
-            // Reap finished stages.
             while running.try_join_next().is_some() {}
         }
         while running.join_next().await.is_some() {}
@@ -104,35 +290,29 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
     })
 }
 
-/// Runs one claimed stage to its end and records the outcome.
-async fn run_claim(state: Shared, claim: Claim, stop: CancellationToken) {
-    let Claim { stage, lease_token } = claim;
-    tracing::info!(stage = stage.id, name = %stage.name, attempt = stage.attempts, "stage claimed");
+/// Runs one job to its end and reports the outcome through `io`.
+pub(crate) async fn run_job(io: Io, job: Job, work: &Path, stop: CancellationToken) {
+    tracing::info!(stage = job.stage.id, name = %job.stage.name, attempt = job.stage.attempts, "stage claimed");
     let cancel = stop.child_token();
     let lost = Arc::new(AtomicBool::new(false));
     let build_cancelled = Arc::new(AtomicBool::new(false));
     let done = CancellationToken::new();
 
     let heartbeat = {
-        let state = state.clone();
-        let token = lease_token.clone();
+        let io = io.clone();
+        let job = job.clone();
         let cancel = cancel.clone();
         let lost = lost.clone();
         let build_cancelled = build_cancelled.clone();
         let done = done.clone();
-        let stage_id = stage.id;
         tokio::spawn(async move {
-            let every = (state.config.lease / 3).max(Duration::from_millis(50));
+            let every = (lease(&job) / 3).max(Duration::from_millis(50));
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = done.cancelled() => return,
                 }
-                match state
-                    .store
-                    .heartbeat(stage_id, &token, state.config.lease)
-                    .await
-                {
+                match io.heartbeat(&job).await {
                     Ok(LeaseState::Held) => {}
                     Ok(LeaseState::Cancelled) => {
                         build_cancelled.store(true, Ordering::SeqCst);
@@ -140,7 +320,7 @@ async fn run_claim(state: Shared, claim: Claim, stop: CancellationToken) {
                     }
                     Ok(LeaseState::Lost) => {
                         tracing::warn!(
-                            stage = stage_id,
+                            stage = job.stage.id,
                             "lease lost; another runner has the stage"
                         );
                         lost.store(true, Ordering::SeqCst);
@@ -153,7 +333,9 @@ async fn run_claim(state: Shared, claim: Claim, stop: CancellationToken) {
         })
     };
 
-    let result = execute_stage(&state, &stage, &lease_token, cancel.clone()).await;
+    let workspace = work.join(format!("stage-{}-{}", job.stage.id, job.stage.attempts));
+    let result = execute(&io, &job, &workspace, cancel.clone()).await;
+    let _ = std::fs::remove_dir_all(&workspace);
     done.cancel();
     let _ = heartbeat.await;
 
@@ -161,9 +343,8 @@ async fn run_claim(state: Shared, claim: Claim, stop: CancellationToken) {
         return;
     }
     if stop.is_cancelled() && !build_cancelled.load(Ordering::SeqCst) {
-        // The server is stopping: hand the stage back for the next claim.
-        match state.store.release_stage(stage.id, &lease_token).await {
-            Ok(_) => tracing::info!(stage = stage.id, "stage handed back to the queue"),
+        match io.release(&job).await {
+            Ok(()) => tracing::info!(stage = job.stage.id, "stage handed back to the queue"),
             Err(error) => tracing::warn!(%error, "cannot release a stage; its lease will expire"),
         }
         return;
@@ -177,43 +358,24 @@ async fn run_claim(state: Shared, claim: Claim, stop: CancellationToken) {
     } else {
         outcome
     };
-    tracing::info!(stage = stage.id, status = %outcome, "stage finished");
-    if let Err(error) = state
-        .store
-        .finish_stage(stage.id, &lease_token, &outcome, &error)
-        .await
-    {
+    tracing::info!(stage = job.stage.id, status = %outcome, "stage finished");
+    if let Err(error) = io.finish(&job, &outcome, &error).await {
         tracing::warn!(%error, "cannot record a stage's end; its lease will expire and it reruns");
     }
 }
 
 /// Checks out, plans and runs a stage; returns its status and error text.
-async fn execute_stage(
-    state: &Shared,
-    stage: &Stage,
-    lease_token: &str,
+async fn execute(
+    io: &Io,
+    job: &Job,
+    workspace: &PathBuf,
     cancel: CancellationToken,
 ) -> Result<(String, String), Error> {
-    let build = state
-        .store
-        .build_by_id(stage.build_id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("build #{}", stage.build_id)))?;
-    let repo = state
-        .store
-        .repo_by_id(build.repo_id)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("repository #{}", build.repo_id)))?;
-
-    let text = state
-        .git
-        .read_file(&repo, &build.sha, &repo.config_path)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("{} at {}", repo.config_path, build.sha)))?;
-    let ctx = context(state, &repo, &build);
+    let repo = &job.repo;
+    let ctx = context(&job.public_url, repo, &job.build);
     let plan = plan_build(
         &repo.config_path,
-        &text,
+        &job.config,
         &ctx,
         &PlanOptions {
             trusted: repo.trusted,
@@ -223,25 +385,18 @@ async fn execute_stage(
     let planned = plan
         .stages
         .into_iter()
-        .find(|s| s.plan.name == stage.name)
-        .ok_or_else(|| Error::NotFound(format!("pipeline `{}` in the file", stage.name)))?;
+        .find(|s| s.plan.name == job.stage.name)
+        .ok_or_else(|| Error::NotFound(format!("pipeline `{}` in the file", job.stage.name)))?;
 
-    let workspace = state
-        .config
-        .data_dir
-        .join("work")
-        .join(format!("stage-{}-{}", stage.id, stage.attempts));
-    let clone_wanted = planned.plan.clone.is_some();
-    if clone_wanted {
-        state.git.checkout(&repo, &build.sha, &workspace).await?;
+    if planned.plan.clone.is_some() {
+        io.checkout(job, workspace).await?;
     } else {
-        std::fs::create_dir_all(&workspace).map_err(Error::Io)?;
+        std::fs::create_dir_all(workspace).map_err(Error::Io)?;
     }
 
-    let secrets = crate::api::secrets_for_build(state, &repo, &build).await?;
     let opts = RunOptions {
-        build_id: format!("skiff-{}-{}", stage.id, stage.attempts),
-        secrets,
+        build_id: format!("skiff-{}-{}", job.stage.id, job.stage.attempts),
+        secrets: job.secrets.clone(),
         extra_env: BTreeMap::new(),
         include: Vec::new(),
         exclude: Vec::new(),
@@ -271,15 +426,7 @@ async fn execute_stage(
         }
     };
 
-    let step_ids: HashMap<usize, i64> = state
-        .store
-        .steps(stage.id)
-        .await?
-        .into_iter()
-        .map(|s| (s.number as usize, s.id))
-        .collect();
-    let (sink, writer) = StoreSink::start(state.clone(), step_ids);
-
+    let (sink, writer) = LineSink::start(io.clone(), job.clone());
     let timed_out = Arc::new(AtomicBool::new(false));
     let timer = {
         let cancel = cancel.clone();
@@ -296,25 +443,19 @@ async fn execute_stage(
     timer.abort();
     sink.close();
     let _ = writer.await;
-    let _ = std::fs::remove_dir_all(&workspace);
     let report = report.map_err(|e| Error::Internal(e.to_string()))?;
 
     let now = skiff_store::now_ms();
     for step in &report.steps {
-        let started = now - step.duration.as_millis() as i64;
-        state
-            .store
-            .update_step(
-                stage.id,
-                lease_token,
-                step.number as i64,
-                step.status.as_str(),
-                step.exit_code,
-                step.error.as_deref().unwrap_or(""),
-                started,
-                now,
-            )
-            .await?;
+        let result = StepResult {
+            number: step.number as i64,
+            status: step.status.as_str().to_string(),
+            exit_code: step.exit_code,
+            error: step.error.clone().unwrap_or_default(),
+            started: now - step.duration.as_millis() as i64,
+            finished: now,
+        };
+        io.step(job, &result).await?;
     }
     if timed_out.load(Ordering::SeqCst) {
         return Ok((
@@ -325,38 +466,32 @@ async fn execute_stage(
     Ok((report.status.as_str().to_string(), String::new()))
 }
 
-/// Log lines from the runner (already masked) on their way into the store, in batches.
-struct StoreSink {
+/// Log lines from the runner (already masked) on their way out, in batches per step.
+struct LineSink {
     tx: std::sync::Mutex<Option<mpsc::UnboundedSender<LogLine>>>,
 }
 
-impl StoreSink {
-    fn start(
-        state: Shared,
-        step_ids: HashMap<usize, i64>,
-    ) -> (Arc<StoreSink>, tokio::task::JoinHandle<()>) {
+impl LineSink {
+    fn start(io: Io, job: Job) -> (Arc<LineSink>, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
         let writer = tokio::spawn(async move {
-            let mut batch: Vec<LogLine> = Vec::new();
             loop {
                 let first = rx.recv().await;
                 let closed = first.is_none();
-                batch.extend(first);
+                let mut batch: Vec<LogLine> = first.into_iter().collect();
                 while let Ok(line) = rx.try_recv() {
                     batch.push(line);
                 }
                 let mut by_step: BTreeMap<i64, Vec<(i64, String, i64)>> = BTreeMap::new();
-                for line in batch.drain(..) {
-                    if let Some(id) = step_ids.get(&line.step_number) {
-                        by_step.entry(*id).or_default().push((
-                            line.pos as i64,
-                            line.text,
-                            line.time as i64,
-                        ));
-                    }
+                for line in batch {
+                    by_step.entry(line.step_number as i64).or_default().push((
+                        line.pos as i64,
+                        line.text,
+                        line.time as i64,
+                    ));
                 }
-                for (step_id, lines) in by_step {
-                    if let Err(error) = state.store.append_logs(step_id, &lines).await {
+                for (step, lines) in by_step {
+                    if let Err(error) = io.logs(&job, step, &lines).await {
                         tracing::warn!(%error, "cannot store log lines");
                     }
                 }
@@ -366,14 +501,14 @@ impl StoreSink {
             }
         });
         (
-            Arc::new(StoreSink {
+            Arc::new(LineSink {
                 tx: std::sync::Mutex::new(Some(tx)),
             }),
             writer,
         )
     }
 
-    /// No more lines: lets the writer store the rest and end.
+    /// No more lines: lets the writer send the rest and end.
     fn close(&self) {
         match self.tx.lock() {
             Ok(mut tx) => tx.take(),
@@ -382,7 +517,7 @@ impl StoreSink {
     }
 }
 
-impl LogSink for StoreSink {
+impl LogSink for LineSink {
     fn line(&self, line: LogLine) {
         let guard = match self.tx.lock() {
             Ok(guard) => guard,

@@ -1,7 +1,7 @@
 //! Rows as plain typed values: what crosses from the store to the server and the API. Every
 //! field decodes the same from SQLite and PostgreSQL (i64, String, bool, bytes).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Build, stage and step statuses (Drone's words).
 pub mod status {
@@ -21,7 +21,7 @@ pub mod status {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct User {
     pub id: i64,
     pub login: String,
@@ -31,7 +31,7 @@ pub struct User {
     pub created: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Repo {
     pub id: i64,
     pub owner: String,
@@ -71,7 +71,7 @@ pub struct NewRepo {
     pub webhook_secret: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Build {
     pub id: i64,
     pub repo_id: i64,
@@ -137,7 +137,7 @@ pub struct NewStage {
     pub steps: Vec<String>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Stage {
     pub id: i64,
     pub build_id: i64,
@@ -168,7 +168,7 @@ impl Stage {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Step {
     pub id: i64,
     pub stage_id: i64,
@@ -182,7 +182,7 @@ pub struct Step {
 }
 
 /// One stored, already masked log line.
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct LogRow {
     pub id: i64,
     pub step_id: i64,

@@ -332,6 +332,35 @@ impl Store {
         })
     }
 
+    /// Stores masked log lines of the step numbered `step_number` in a stage.
+    pub async fn append_stage_logs(
+        &self,
+        stage_id: i64,
+        step_number: i64,
+        lines: &[(i64, String, i64)],
+    ) -> Result<(), StoreError> {
+        const SQL: &str = "INSERT INTO logs (step_id, pos, line, time_secs) SELECT id, $1, $2, $3 \
+             FROM steps WHERE stage_id = $4 AND number = $5";
+        if lines.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for (pos, line, time) in lines {
+                sqlx::query(SQL)
+                    .bind(*pos)
+                    .bind(line)
+                    .bind(*time)
+                    .bind(stage_id)
+                    .bind(step_number)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
     /// A step's lines from position `from` on.
     pub async fn logs(&self, step_id: i64, from: i64) -> Result<Vec<LogRow>, StoreError> {
         const SQL: &str = "SELECT * FROM logs WHERE step_id = $1 AND pos >= $2 ORDER BY pos, id";
