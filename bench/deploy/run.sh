@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Deploy benchmark (not run by tests): an app of 200 resources — 1 Namespace, 100 ConfigMaps,
 # 50 Services, 49 Deployments (1 replica each, made Ready by KWOK) — deployed and then
-# redeployed unchanged, by Skiff and by `kubectl apply --server-side` (+ `kubectl wait` for the
-# Deployments, since skiff waits for readiness), one run each on the same API server.
+# redeployed unchanged, by Skiff, by `kubectl apply --server-side` (+ `kubectl wait` for the
+# Deployments, since skiff waits for readiness) and by kapp (`kapp deploy -y`, which waits too),
+# one run each on the same API server.
 #   eval "$(scripts/k8s-testenv up)"; cargo build --release -p skiff; bench/deploy/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/../.."
 SKIFF=${SKIFF:-target/release/skiff}
 [ -x "$SKIFF" ] || die "build skiff first: cargo build --release -p skiff"
 KUBECTL=${KUBECTL:-$(scripts/k8s-testenv kubectl)}   # built from k8s.io/kubernetes on first use
+KAPP=${KAPP:-$(scripts/k8s-testenv kapp)}            # built from carvel.dev/kapp on first use
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 
 # gen NAMESPACE DIR: write the 200-resource set.
@@ -41,6 +43,7 @@ timed() {
 suffix=$(date +%s)
 gen "bench-skiff-$suffix" "$work/skiff"
 gen "bench-kubectl-$suffix" "$work/kubectl"
+gen "bench-kapp-$suffix" "$work/kapp"
 
 kubectl_apply() {
   "$KUBECTL" apply --server-side --field-manager=bench -f "$work/kubectl" &&
@@ -51,6 +54,10 @@ timed skiff-first "$SKIFF" deploy -a "bench-$suffix" -f "$work/skiff" --yes --no
 timed skiff-noop "$SKIFF" deploy -a "bench-$suffix" -f "$work/skiff" --yes --no-diff
 timed kubectl-first kubectl_apply
 timed kubectl-noop kubectl_apply
+# kapp keeps its app record (a ConfigMap) in the kubeconfig's namespace, like skiff's Secret.
+timed kapp-first "$KAPP" deploy -a "bench-kapp-$suffix" -f "$work/kapp" -y
+timed kapp-noop "$KAPP" deploy -a "bench-kapp-$suffix" -f "$work/kapp" -y
 
 "$SKIFF" deploy delete -a "bench-$suffix" --yes >/dev/null 2>&1 || true
 "$KUBECTL" delete namespace "bench-kubectl-$suffix" --wait=false >/dev/null 2>&1 || true
+"$KAPP" delete -a "bench-kapp-$suffix" -y --wait=false >/dev/null 2>&1 || true
