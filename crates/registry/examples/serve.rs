@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         data_dir: data_dir.into(),
         s3: None,
         admin_password: std::env::var("SKIFF_ADMIN_PASSWORD").ok(),
+        verifier: None,
         public: Vec::new(),
     };
     let runtime = tokio::runtime::Runtime::new()?;

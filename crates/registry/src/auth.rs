@@ -97,10 +97,30 @@ impl Policy {
     }
 }
 
+/// Checks the admin's password against a user store kept elsewhere: `skiff server` verifies
+/// registry logins against its own accounts instead of a configured password.
+pub trait PasswordVerifier: Send + Sync {
+    /// Whether `user` is an administrator whose password is `password`.
+    fn verify<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
+}
+
+/// Where the admin's credentials are checked.
+#[derive(Clone)]
+pub enum AdminCredentials {
+    /// User `admin` with this password (`SKIFF_ADMIN_PASSWORD`).
+    Password(String),
+    /// An external user store.
+    Verifier(std::sync::Arc<dyn PasswordVerifier>),
+}
+
 /// Token-auth settings; `Auth::open()` has none.
 #[derive(Clone)]
 pub struct TokenConfig {
-    pub admin_password: String,
+    pub admin: AdminCredentials,
     pub key: Vec<u8>,
     pub policy: Policy,
     /// Absolute token endpoint URL for challenges; derived from `Host` when `None`.
@@ -171,7 +191,7 @@ impl Auth {
         self.token.is_none()
     }
 
-    fn basic(&self, config: &TokenConfig, headers: &HeaderMap) -> Result<Option<Principal>> {
+    async fn basic(&self, config: &TokenConfig, headers: &HeaderMap) -> Result<Option<Principal>> {
         let Some(value) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -192,11 +212,17 @@ impl Auth {
         let (user, password) = decoded
             .split_once(':')
             .ok_or(Error::Unauthorized { challenge: None })?;
-        self.login(config, user, password).map(Some)
+        self.login(config, user, password).await.map(Some)
     }
 
-    fn login(&self, config: &TokenConfig, user: &str, password: &str) -> Result<Principal> {
-        if user == "admin" && same_secret(password, &config.admin_password) {
+    async fn login(&self, config: &TokenConfig, user: &str, password: &str) -> Result<Principal> {
+        let valid = match &config.admin {
+            AdminCredentials::Password(admin_password) => {
+                user == "admin" && same_secret(password, admin_password)
+            }
+            AdminCredentials::Verifier(verifier) => verifier.verify(user, password).await,
+        };
+        if valid {
             Ok(Principal::Admin)
         } else {
             Err(Error::Unauthorized { challenge: None })
@@ -302,7 +328,7 @@ impl Auth {
                 Err(Self::challenge(config, headers, scope))
             };
         }
-        let principal = match self.basic(config, headers) {
+        let principal = match self.basic(config, headers).await {
             Ok(principal) => principal,
             Err(_) => return Err(Self::challenge(config, headers, scope)),
         };
@@ -340,7 +366,7 @@ impl Auth {
                 Err(Self::challenge(config, headers, scope))
             };
         }
-        match self.basic(config, headers) {
+        match self.basic(config, headers).await {
             Ok(Some(Principal::Admin)) => Ok(()),
             _ => Err(Self::challenge(config, headers, scope)),
         }
@@ -419,7 +445,7 @@ async fn issue(state: &AppState, request: Request) -> Result<Response> {
         .query()
         .and_then(|q| serde_urlencoded::from_str(q).ok())
         .unwrap_or_default();
-    let mut principal = auth.basic(config, &headers)?;
+    let mut principal = auth.basic(config, &headers).await?;
     if request.method() == axum::http::Method::POST {
         let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
             .await
@@ -434,7 +460,7 @@ async fn issue(state: &AppState, request: Request) -> Result<Response> {
             Some("password") => {
                 let user = get("username").unwrap_or_default();
                 let password = get("password").unwrap_or_default();
-                principal = Some(auth.login(config, &user, &password)?);
+                principal = Some(auth.login(config, &user, &password).await?);
             }
             Some("refresh_token") => {
                 return Err(Error::Unsupported {
@@ -470,7 +496,7 @@ mod tests {
 
     fn config() -> TokenConfig {
         TokenConfig {
-            admin_password: "secret".into(),
+            admin: AdminCredentials::Password("secret".into()),
             key: vec![7; 32],
             policy: Policy {
                 public: vec!["pub/*".into(), "open".into()],

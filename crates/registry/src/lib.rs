@@ -28,8 +28,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// S3 backend settings; `None` stores content under `data_dir`.
     pub s3: Option<storage::s3::S3Config>,
-    /// `admin` password; `None` leaves the registry open (local development).
+    /// `admin` password; `None` (and no `verifier`) leaves the registry open (development).
     pub admin_password: Option<String>,
+    /// Checks logins against an external user store; takes precedence over `admin_password`.
+    pub verifier: Option<Arc<dyn auth::PasswordVerifier>>,
     /// Repositories anonymous users may pull (`name`, `prefix/*` or `*`).
     pub public: Vec<String>,
 }
@@ -78,9 +80,14 @@ fn token_key(data_dir: &Path) -> Result<Vec<u8>> {
 pub fn app(config: &Config) -> Result<axum::Router> {
     let storage = open_storage(config)?;
     let registry = Registry::new(storage, config.data_dir.join("uploads"), Options::default())?;
-    let auth = match &config.admin_password {
-        Some(password) => auth::Auth::with_token(auth::TokenConfig {
-            admin_password: password.clone(),
+    let admin = match (&config.verifier, &config.admin_password) {
+        (Some(verifier), _) => Some(auth::AdminCredentials::Verifier(verifier.clone())),
+        (None, Some(password)) => Some(auth::AdminCredentials::Password(password.clone())),
+        (None, None) => None,
+    };
+    let auth = match admin {
+        Some(admin) => auth::Auth::with_token(auth::TokenConfig {
+            admin,
             key: token_key(&config.data_dir)?,
             policy: auth::Policy {
                 public: config.public.clone(),

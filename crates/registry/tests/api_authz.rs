@@ -13,6 +13,7 @@ fn app(dir: &std::path::Path) -> axum::Router {
         data_dir: dir.to_path_buf(),
         s3: None,
         admin_password: Some("pw".into()),
+        verifier: None,
         public: vec!["pub/*".into()],
     })
     .expect("app")
@@ -158,5 +159,56 @@ async fn every_endpoint_checks_its_scope() {
     assert_eq!(
         call(&app, "GET", "/v2/", Some(&pull_only)).await,
         StatusCode::OK
+    );
+}
+
+/// A user store outside the registry: only `ops` with `from-the-store` is an administrator.
+struct StoreVerifier;
+
+impl skiff_registry::auth::PasswordVerifier for StoreVerifier {
+    fn verify<'a>(
+        &'a self,
+        user: &'a str,
+        password: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move { user == "ops" && password == "from-the-store" })
+    }
+}
+
+#[tokio::test]
+async fn an_external_verifier_replaces_the_configured_password() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = skiff_registry::app(&skiff_registry::Config {
+        data_dir: dir.path().to_path_buf(),
+        s3: None,
+        admin_password: Some("pw".into()),
+        verifier: Some(std::sync::Arc::new(StoreVerifier)),
+        public: Vec::new(),
+    })
+    .expect("app");
+    let basic = |credentials: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    };
+    assert_eq!(
+        call(
+            &app,
+            "GET",
+            "/v2/_catalog",
+            Some(&basic("ops:from-the-store"))
+        )
+        .await,
+        StatusCode::OK
+    );
+    // The configured password no longer opens the registry once a verifier is set.
+    assert_eq!(
+        call(&app, "GET", "/v2/_catalog", Some(&basic("admin:pw"))).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(&app, "GET", "/v2/_catalog", Some(&basic("ops:wrong"))).await,
+        StatusCode::UNAUTHORIZED
     );
 }

@@ -83,6 +83,7 @@ impl StoreArgs {
                     region: self.s3_region.clone(),
                 }),
             admin_password: admin_password.filter(|p| !p.is_empty()),
+            verifier: None,
             public,
         }
     }
