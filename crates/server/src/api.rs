@@ -44,6 +44,18 @@ pub(crate) fn router(state: Shared) -> Router {
             get(stream_logs),
         )
         .route(
+            "/repos/{owner}/{name}/builds/{number}/{kind}",
+            post(promote_build),
+        )
+        .route(
+            "/repos/{owner}/{name}/crons",
+            get(list_crons).post(add_cron),
+        )
+        .route(
+            "/repos/{owner}/{name}/crons/{cron}",
+            axum::routing::delete(delete_cron),
+        )
+        .route(
             "/repos/{owner}/{name}/secrets",
             get(list_secrets).post(put_secret),
         )
@@ -426,7 +438,14 @@ async fn restart_build(
 ) -> Result<(StatusCode, Json<Value>), Error> {
     let repo = find_repo(&state, &owner, &name).await?;
     let old = find_build(&state, &repo, number).await?;
-    let event = Event {
+    let event = event_of(&old);
+    let params: BTreeMap<String, String> = serde_json::from_str(&old.params).unwrap_or_default();
+    created(builds::create_with_params(&state, &repo, event, None, params).await?)
+}
+
+/// The event a recorded build was made for.
+fn event_of(old: &Build) -> Event {
+    Event {
         event: old.event.clone(),
         action: old.action.clone(),
         git_ref: old.git_ref.clone(),
@@ -438,9 +457,103 @@ async fn restart_build(
         author: old.author.clone(),
         author_email: old.author_email.clone(),
         fork: old.fork,
-    };
-    let params: BTreeMap<String, String> = serde_json::from_str(&old.params).unwrap_or_default();
+        deploy_to: old.deploy_to.clone(),
+        cron: old.cron.clone(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PromoteRequest {
+    target: String,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+}
+
+/// `promote` (or `rollback`) of a build's commit to a target: a new build whose pipelines
+/// match `trigger: {event: promote, target: …}` and see `DRONE_DEPLOY_TO`.
+async fn promote_build(
+    AxState(state): AxState<Shared>,
+    Authed(user): Authed,
+    Path((owner, name, number, kind)): Path<(String, String, i64, String)>,
+    Json(req): Json<PromoteRequest>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    if kind != "promote" && kind != "rollback" {
+        return Err(Error::NotFound("no such API endpoint".into()));
+    }
+    if req.target.trim().is_empty() {
+        return Err(Error::BadRequest("target is empty".into()));
+    }
+    let repo = find_repo(&state, &owner, &name).await?;
+    let old = find_build(&state, &repo, number).await?;
+    let mut event = event_of(&old);
+    event.event = kind;
+    event.action = String::new();
+    event.deploy_to = req.target;
+    event.cron = String::new();
+    event.author = user.login.clone();
+    let mut params: BTreeMap<String, String> =
+        serde_json::from_str(&old.params).unwrap_or_default();
+    params.extend(req.params);
     created(builds::create_with_params(&state, &repo, event, None, params).await?)
+}
+
+// ---- cron ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddCron {
+    name: String,
+    /// Six fields, seconds first (Drone), or `@hourly`, `@daily`, …
+    expr: String,
+    #[serde(default)]
+    branch: Option<String>,
+}
+
+async fn list_crons(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name)): Path<(String, String)>,
+) -> Result<Json<Value>, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    Ok(Json(json!(state.store.crons(repo.id).await?)))
+}
+
+async fn add_cron(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name)): Path<(String, String)>,
+    Json(req): Json<AddCron>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    if !valid_name(&req.name) {
+        return Err(Error::BadRequest(
+            "a cron name has letters, digits, '-', '_' and '.'".into(),
+        ));
+    }
+    let next = crate::cron::next_run(&req.expr, skiff_store::now_ms())?;
+    let branch = req
+        .branch
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| repo.default_branch.clone());
+    let job = state
+        .store
+        .create_cron(repo.id, &req.name, &req.expr, &branch, next)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(job))))
+}
+
+async fn delete_cron(
+    AxState(state): AxState<Shared>,
+    _: Authed,
+    Path((owner, name, cron)): Path<(String, String, String)>,
+) -> Result<StatusCode, Error> {
+    let repo = find_repo(&state, &owner, &name).await?;
+    if state.store.delete_cron(repo.id, &cron).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Error::NotFound(format!("cron job `{cron}` not found")))
+    }
 }
 
 #[derive(Deserialize)]

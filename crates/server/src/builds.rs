@@ -25,6 +25,10 @@ pub(crate) struct Event {
     pub author: String,
     pub author_email: String,
     pub fork: bool,
+    /// The target of a promotion or rollback.
+    pub deploy_to: String,
+    /// The cron job's name.
+    pub cron: String,
 }
 
 pub(crate) enum Outcome {
@@ -61,6 +65,8 @@ pub(crate) fn context(public_url: &str, repo: &Repo, b: &Build) -> BuildContext 
         remote_url: repo.git_url.clone(),
         link: String::new(),
         build_number: b.number.max(0) as u64,
+        deploy_to: b.deploy_to.clone(),
+        cron: b.cron.clone(),
         instance: host.clone(),
         system_host: host,
         system_proto: proto,
@@ -112,6 +118,8 @@ pub(crate) async fn create_with_params(
         delivery_id: delivery,
         status: status::PENDING.into(),
         error: String::new(),
+        deploy_to: event.deploy_to,
+        cron: event.cron,
         stages: Vec::new(),
     };
     // The same facts the runner will see, without a number yet.
@@ -137,6 +145,8 @@ pub(crate) async fn create_with_params(
         created: skiff_store::now_ms(),
         started: 0,
         finished: 0,
+        deploy_to: new.deploy_to.clone(),
+        cron: new.cron.clone(),
     };
     let ctx = context(&state.config.public_url, repo, &draft);
     if skip_requested(&ctx) {

@@ -25,6 +25,7 @@ mod api;
 mod auth;
 mod builds;
 pub mod client;
+mod cron;
 mod crypto;
 mod error;
 mod git;
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     pub lease: Duration,
     /// How often an idle runner looks for work when not woken by a new build.
     pub poll_interval: Duration,
+    /// How often the cron scheduler looks for due jobs.
+    pub cron_interval: Duration,
 }
 
 impl ServerConfig {
@@ -77,6 +80,7 @@ impl ServerConfig {
             runner_capacity: 2,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(2),
+            cron_interval: Duration::from_secs(15),
         }
     }
 }
@@ -154,6 +158,7 @@ pub async fn app_with_store(config: ServerConfig, store: Store) -> Result<App, E
     if config.runner {
         tasks.push(runner::spawn(state.clone(), stop.clone()));
     }
+    tasks.push(cron::spawn(state.clone(), stop.clone()));
     let router = api::router(state);
     Ok(App {
         router,

@@ -250,6 +250,7 @@ fn push(p: &Value, after: &str, head: &str) -> Parsed {
         author,
         author_email: text(p, &format!("{head}/author/email")),
         fork: false,
+        ..Default::default()
     }))
 }
 
@@ -281,6 +282,7 @@ fn pull_request(provider: Provider, p: &Value) -> Parsed {
         author: text(p, "/pull_request/user/login"),
         author_email: String::new(),
         fork: !head_repo.is_empty() && head_repo != base_repo,
+        ..Default::default()
     }))
 }
 
@@ -329,6 +331,7 @@ fn gitlab_push(p: &Value) -> Parsed {
         author: text(p, "/user_username"),
         author_email: text(p, "/user_email"),
         fork: false,
+        ..Default::default()
     }))
 }
 
@@ -366,6 +369,7 @@ fn gitlab_merge_request(p: &Value) -> Parsed {
         author: text(p, "/user/username"),
         author_email: text(p, "/object_attributes/last_commit/author/email"),
         fork: source.is_some() && source != target,
+        ..Default::default()
     }))
 }
 

@@ -56,6 +56,27 @@ pub enum BuildCommand {
     },
     /// Cancel a pending or running build.
     Cancel { repo: String, number: i64 },
+    /// Promote a build's commit to a target (`promote` event, `DRONE_DEPLOY_TO`).
+    Promote {
+        repo: String,
+        number: i64,
+        target: String,
+        /// KEY=VALUE parameters (repeatable).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll a target back to a build's commit (`rollback` event).
+    Rollback {
+        repo: String,
+        number: i64,
+        target: String,
+        #[arg(long = "param")]
+        params: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a new build with the same commit and event.
     Restart {
         repo: String,
@@ -97,20 +118,45 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
                 follow,
                 json,
             } => return logs(&client, slug(&repo)?, number, follow, json).await,
+            BuildCommand::Promote {
+                repo,
+                number,
+                target,
+                params,
+                json,
+            } => {
+                let body = serde_json::json!({"target": target, "params": param_map(&params)?});
+                let build = client
+                    .post(
+                        &format!("/repos/{}/builds/{number}/promote", slug(&repo)?),
+                        body,
+                    )
+                    .await?;
+                report_created(&build, json);
+            }
+            BuildCommand::Rollback {
+                repo,
+                number,
+                target,
+                params,
+                json,
+            } => {
+                let body = serde_json::json!({"target": target, "params": param_map(&params)?});
+                let build = client
+                    .post(
+                        &format!("/repos/{}/builds/{number}/rollback", slug(&repo)?),
+                        body,
+                    )
+                    .await?;
+                report_created(&build, json);
+            }
             BuildCommand::Run {
                 repo,
                 branch,
                 params,
                 json,
             } => {
-                let mut map = serde_json::Map::new();
-                for p in params {
-                    let Some((k, v)) = p.split_once('=') else {
-                        bail!("--param `{p}` is not KEY=VALUE");
-                    };
-                    map.insert(k.to_string(), Value::String(v.to_string()));
-                }
-                let body = serde_json::json!({"branch": branch, "params": map});
+                let body = serde_json::json!({"branch": branch, "params": param_map(&params)?});
                 let build = client
                     .post(&format!("/repos/{}/builds", slug(&repo)?), body)
                     .await?;
@@ -137,6 +183,18 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// `KEY=VALUE` flags as a JSON object.
+fn param_map(params: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut map = serde_json::Map::new();
+    for p in params {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--param `{p}` is not KEY=VALUE");
+        };
+        map.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(map)
 }
 
 fn report_created(build: &Value, json: bool) {

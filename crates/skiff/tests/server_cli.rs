@@ -168,6 +168,26 @@ fn login_repo_secret_and_build_commands() {
         "{list}"
     );
 
+    let promoted = ok(&skiff(
+        &config,
+        &["build", "promote", "acme/cli", "1", "production"],
+    ));
+    // The pipeline has no trigger, so it runs for promotions too.
+    assert!(
+        promoted.starts_with("#2\t") && promoted.contains("\tpromote\t"),
+        "{promoted}"
+    );
+
+    let added = ok(&skiff(
+        &config,
+        &["cron", "add", "acme/cli", "nightly", "0 0 2 * * *"],
+    ));
+    assert_eq!(added.trim(), "cron nightly added on branch main");
+    let crons = ok(&skiff(&config, &["cron", "ls", "acme/cli"]));
+    assert_eq!(crons.trim(), "nightly\t0 0 2 * * *\tmain");
+    ok(&skiff(&config, &["cron", "rm", "acme/cli", "nightly"]));
+    assert_eq!(ok(&skiff(&config, &["cron", "ls", "acme/cli"])), "");
+
     let out = skiff(&config, &["build", "info", "acme/cli", "9"]);
     assert!(!out.status.success());
     assert!(

@@ -95,6 +95,10 @@ pub struct Build {
     pub created: i64,
     pub started: i64,
     pub finished: i64,
+    /// The target of a `promote`/`rollback` build.
+    pub deploy_to: String,
+    /// The cron job's name for a `cron` build.
+    pub cron: String,
 }
 
 /// The event a build is made for, before it has a number.
@@ -118,6 +122,8 @@ pub struct NewBuild {
     /// `pending` for a build to run, `error` for one that failed before running.
     pub status: String,
     pub error: String,
+    pub deploy_to: String,
+    pub cron: String,
     pub stages: Vec<NewStage>,
 }
 
@@ -199,5 +205,18 @@ pub struct SecretRow {
     pub name: String,
     pub sealed: Vec<u8>,
     pub pull_request: bool,
+    pub created: i64,
+}
+
+/// A cron schedule of a repository (Drone's six fields, seconds first, or `@daily` etc.).
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+pub struct CronJob {
+    pub id: i64,
+    pub repo_id: i64,
+    pub name: String,
+    pub expr: String,
+    pub branch: String,
+    /// Unix ms of the next run.
+    pub next_run: i64,
     pub created: i64,
 }

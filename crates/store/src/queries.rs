@@ -3,14 +3,14 @@
 
 use crate::model::status;
 use crate::{
-    Build, LogRow, NewBuild, NewRepo, Repo, SecretRow, Stage, Step, Store, StoreError, User,
-    now_ms, with_pool,
+    Build, CronJob, LogRow, NewBuild, NewRepo, Repo, SecretRow, Stage, Step, Store, StoreError,
+    User, now_ms, with_pool,
 };
 
 const INSERT_BUILD: &str = "INSERT INTO builds (repo_id, number, event, action, git_ref, branch, \
      target_branch, sha, before_sha, message, author, author_email, fork, params, status, error, \
-     delivery_id, created, finished) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-     $13, $14, $15, $16, $17, $18, $19) ON CONFLICT (repo_id, delivery_id) DO NOTHING RETURNING *";
+     delivery_id, created, finished, deploy_to, cron) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (repo_id, delivery_id) DO NOTHING RETURNING *";
 const INSERT_STAGE: &str = "INSERT INTO stages (build_id, number, name, kind, os, arch, labels, \
      depends_on, on_success, on_failure, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
      $11) RETURNING id";
@@ -179,6 +179,8 @@ impl Store {
                 .bind(&new.delivery_id)
                 .bind(created)
                 .bind(finished)
+                .bind(&new.deploy_to)
+                .bind(&new.cron)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(build) = build else {
@@ -409,6 +411,72 @@ impl Store {
         let n = with_pool!(self, |p| sqlx::query(SQL)
             .bind(repo_id)
             .bind(name)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    // ---- cron ----
+
+    pub async fn create_cron(
+        &self,
+        repo_id: i64,
+        name: &str,
+        expr: &str,
+        branch: &str,
+        next_run: i64,
+    ) -> Result<CronJob, StoreError> {
+        const SQL: &str = "INSERT INTO crons (repo_id, name, expr, branch, next_run, created) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *";
+        with_pool!(self, |p| sqlx::query_as::<_, CronJob>(SQL)
+            .bind(repo_id)
+            .bind(name)
+            .bind(expr)
+            .bind(branch)
+            .bind(next_run)
+            .bind(now_ms())
+            .fetch_one(p)
+            .await)
+        .map_err(|e| StoreError::conflict_on_unique(e, format!("cron job `{name}`")))
+    }
+
+    pub async fn crons(&self, repo_id: i64) -> Result<Vec<CronJob>, StoreError> {
+        const SQL: &str = "SELECT * FROM crons WHERE repo_id = $1 ORDER BY name";
+        Ok(with_pool!(self, |p| sqlx::query_as::<_, CronJob>(SQL)
+            .bind(repo_id)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    pub async fn delete_cron(&self, repo_id: i64, name: &str) -> Result<bool, StoreError> {
+        const SQL: &str = "DELETE FROM crons WHERE repo_id = $1 AND name = $2";
+        let n = with_pool!(self, |p| sqlx::query(SQL)
+            .bind(repo_id)
+            .bind(name)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+
+    /// Cron jobs whose next run is due.
+    pub async fn due_crons(&self, now: i64) -> Result<Vec<CronJob>, StoreError> {
+        const SQL: &str = "SELECT * FROM crons WHERE next_run <= $1 ORDER BY next_run";
+        Ok(with_pool!(self, |p| sqlx::query_as::<_, CronJob>(SQL)
+            .bind(now)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Moves a job's next run from `seen` to `next`; false if another scheduler (replica) did
+    /// it first, so each run fires once.
+    pub async fn advance_cron(&self, id: i64, seen: i64, next: i64) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE crons SET next_run = $1 WHERE id = $2 AND next_run = $3";
+        let n = with_pool!(self, |p| sqlx::query(SQL)
+            .bind(next)
+            .bind(id)
+            .bind(seen)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;

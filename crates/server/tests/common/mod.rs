@@ -42,6 +42,7 @@ pub fn config(data_dir: &Path) -> ServerConfig {
     config.public_url = "http://skiff.test".into();
     config.lease = Duration::from_secs(2);
     config.poll_interval = Duration::from_millis(100);
+    config.cron_interval = Duration::from_millis(200);
     config
 }
 
@@ -152,6 +153,18 @@ impl Client {
             .send()
             .await
             .expect("post");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn http_delete(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("delete");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
