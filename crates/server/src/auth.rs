@@ -76,6 +76,21 @@ pub(crate) async fn login(store: &Store, user: &str, password: &str) -> Result<U
     }
 }
 
+/// Whether `user` is an admin whose password, or one of whose API tokens, is `secret`.
+pub(crate) async fn verify_admin(store: &Store, user: &str, secret: &str) -> bool {
+    if let Ok(Some(found)) = store
+        .user_by_token_hash(&crypto::sha256_hex(secret.as_bytes()))
+        .await
+        && found.login == user
+    {
+        return found.admin;
+    }
+    match login(store, user, secret).await {
+        Ok(found) => found.admin,
+        Err(_) => false,
+    }
+}
+
 /// Makes a new API token for `user`; only its hash is stored.
 pub(crate) async fn issue_token(store: &Store, user: &User, name: &str) -> Result<String, Error> {
     let token = format!("skf_{}", crypto::random_token(20));

@@ -105,6 +105,13 @@ impl App {
         }
     }
 
+    /// Whether `user` is an administrator and `secret` is their password or one of their API
+    /// tokens: for other parts of the binary that log people in against the server's accounts
+    /// (the registry's `PasswordVerifier`).
+    pub async fn verify_admin(&self, user: &str, secret: &str) -> bool {
+        auth::verify_admin(&self.store, user, secret).await
+    }
+
     /// Stops background tasks without waiting.
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()

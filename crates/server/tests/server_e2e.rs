@@ -242,6 +242,18 @@ async fn gitea_push_runs_a_build_once_and_rejects_bad_hooks() {
 async fn api_requires_auth_and_health_endpoints_answer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, _) = open_store(&Db::Sqlite, dir.path()).await;
+    {
+        let other = tempfile::tempdir().expect("tempdir");
+        let mut cfg = config(other.path());
+        cfg.runner = false;
+        let app = skiff_server::app_with_store(cfg, store.clone())
+            .await
+            .expect("app");
+        assert!(app.verify_admin("admin", ADMIN_PASSWORD).await);
+        assert!(!app.verify_admin("admin", "wrong").await);
+        assert!(!app.verify_admin("nobody", ADMIN_PASSWORD).await);
+        app.shutdown().await;
+    }
     let server = Server::start(config(dir.path()), store).await;
     let http = reqwest::Client::new();
     let resp = http
