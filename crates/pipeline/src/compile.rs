@@ -363,14 +363,20 @@ fn check_pipeline(file: &str, p: &Pipeline, opts: &PlanOptions, diags: &mut Vec<
         }
         match p.backend {
             BackendKind::Exec => {
-                if s.image.is_some() {
+                let runs_something =
+                    !s.commands.is_empty() || s.command.is_some() || s.entrypoint.is_some();
+                let has_image = s.image.as_deref().is_some_and(|i| !i.is_empty());
+                // A step with an image and nothing to run is a plugin: on exec pipelines only
+                // the runner's built-in plugins (e.g. `skiff/deploy`) can run it, which the
+                // runner checks (docs/runner.md, "Built-in plugins").
+                if has_image && runs_something {
                     diags.push(Diagnostic::warning(
                         file,
                         s.name_pos,
                         format!("`image` of step `{}` is ignored by exec pipelines", s.name),
                     ));
                 }
-                if s.commands.is_empty() && s.command.is_none() && s.entrypoint.is_none() {
+                if !runs_something && !has_image {
                     err(
                         diags,
                         s.name_pos,
@@ -776,8 +782,12 @@ fn compile_pipeline(
         } else {
             RunPolicy::Never
         };
+        // Exec pipelines ignore `image`, except on a plugin step (nothing to run): the
+        // runner may have a built-in plugin of that name.
+        let plugin =
+            spec.commands.is_empty() && spec.command.is_none() && spec.entrypoint.is_none();
         let image = match p.backend {
-            BackendKind::Exec => None,
+            BackendKind::Exec if !plugin => None,
             _ => spec.image.clone(),
         };
         steps.push(Step {

@@ -75,6 +75,13 @@ pub trait Backend: Send + Sync {
     /// When `cancel` fires the step is killed and [`StepExit::Killed`] returned.
     async fn run(&self, spec: &StepSpec, log: StepLog, cancel: CancellationToken) -> StepExit;
 
+    /// The workspace as a directory on the runner host, once `setup` has run, when the backend
+    /// has one of its own (built-in steps run there). Backends whose workspace is not on the host
+    /// (a docker volume) have none; a `BuildSpec::host_workspace` is used first anyway.
+    fn host_workspace(&self) -> Option<PathBuf> {
+        None
+    }
+
     /// Stops and removes everything the build created. Best effort: reports what it could
     /// not remove, never stops early.
     async fn teardown(&self) -> Vec<RunnerError>;

@@ -7,6 +7,7 @@
 use crate::RunnerError;
 use crate::auth;
 use crate::backend::{Backend, BuildSpec, RegistryAuth, StepExit, StepSpec};
+use crate::builtin::{BuiltinContext, BuiltinLog, BuiltinStep, Builtins};
 use crate::log::{LogSink, StepLog};
 use crate::mask::Masker;
 use crate::script;
@@ -105,17 +106,46 @@ pub struct BuildReport {
 /// A plan checked and resolved against the options, ready to run.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// What the backend prepares: every step except the built-in ones.
     build: BuildSpec,
+    /// Every step of the plan, in plan order.
+    steps: Vec<StepSpec>,
     /// Index dependencies of each step.
     deps: Vec<Vec<usize>>,
     masker: Arc<Masker>,
     warnings: Vec<String>,
+    builtins: Builtins,
+    backend_kind: BackendKind,
 }
 
 impl Prepared {
-    /// What the backend will be asked to prepare.
+    /// What the backend will be asked to prepare (built-in steps are not in it: they run in
+    /// the runner's process, no image is checked or pulled for them).
     pub fn build(&self) -> &BuildSpec {
         &self.build
+    }
+
+    /// Registers built-in plugins (see [`crate::builtin`]): a step whose `image` one of them
+    /// matches runs in this process instead of on the backend.
+    pub fn with_builtins(mut self, builtins: Vec<Arc<dyn BuiltinStep>>) -> Self {
+        self.builtins = Builtins(builtins);
+        let builtins = &self.builtins;
+        self.build.steps = self
+            .steps
+            .iter()
+            .filter(|s| builtins.find(s.step.image.as_deref()).is_none())
+            .cloned()
+            .collect();
+        self
+    }
+
+    /// Names of the steps that run as built-ins.
+    pub fn builtin_steps(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| self.builtins.find(s.step.image.as_deref()).is_some())
+            .map(|s| s.step.name.clone())
+            .collect()
     }
 
     pub fn warnings(&self) -> &[String] {
@@ -254,14 +284,17 @@ pub fn prepare(plan: &Plan, opts: &RunOptions) -> Result<Prepared, RunnerError> 
         workspace: plan.workspace.clone(),
         host_workspace: opts.host_workspace.clone(),
         volumes: plan.volumes.clone(),
-        steps,
+        steps: steps.clone(),
         auths,
     };
     Ok(Prepared {
         build,
+        steps,
         deps,
         masker,
         warnings,
+        builtins: Builtins::default(),
+        backend_kind: plan.backend,
     })
 }
 
@@ -420,9 +453,12 @@ pub async fn execute(
     let started = Instant::now();
     let Prepared {
         build,
+        steps: all_steps,
         deps,
         masker,
         warnings,
+        builtins,
+        backend_kind,
     } = prepared;
 
     let setup = tokio::select! {
@@ -437,8 +473,7 @@ pub async fn execute(
         }
         None => {
             let cleanup = backend.teardown().await;
-            let steps = build
-                .steps
+            let steps = all_steps
                 .iter()
                 .map(|s| never_ran(s, Status::Skipped))
                 .collect();
@@ -454,7 +489,12 @@ pub async fn execute(
         }
     }
 
-    let specs = &build.steps;
+    let specs = &all_steps;
+    // Built-in steps work on the workspace as the host sees it.
+    let host_workspace = build
+        .host_workspace
+        .clone()
+        .or_else(|| backend.host_workspace());
     let mut slots = vec![Slot::Pending; specs.len()];
     let mut failing = false; // a non-ignored step failed, errored or was killed
     let mut any_error = false;
@@ -508,8 +548,20 @@ pub async fn execute(
                 let log = StepLog::new(&spec.step.name, spec.number, masker.clone(), sink.clone());
                 let backend = backend.clone();
                 let token = stop_running.child_token();
+                let builtin = builtins.find(spec.step.image.as_deref());
+                let workspace = host_workspace.clone();
+                let unknown_plugin = builtin.is_none() && exec_plugin(backend_kind, &spec);
                 let handle = tasks.spawn(async move {
-                    let exit = backend.run(&spec, log, token).await;
+                    let exit = match builtin {
+                        Some(builtin) => run_builtin(builtin, spec, log, token, workspace).await,
+                        None if unknown_plugin => StepExit::Error(format!(
+                            "step `{}` is a plugin (`image: {}`, no commands); exec pipelines \
+                             run only built-in plugins, and none is named so",
+                            spec.step.name,
+                            spec.step.image.as_deref().unwrap_or_default()
+                        )),
+                        None => backend.run(&spec, log, token).await,
+                    };
                     (i, exit)
                 });
                 task_index.insert(handle.id(), i);
@@ -617,6 +669,46 @@ pub async fn execute(
         warnings,
         cleanup_errors: cleanup.iter().map(|e| e.to_string()).collect(),
     })
+}
+
+/// Runs a built-in step in this process: its future is dropped when `cancel` fires.
+async fn run_builtin(
+    builtin: Arc<dyn BuiltinStep>,
+    spec: StepSpec,
+    log: StepLog,
+    cancel: CancellationToken,
+    workspace: Option<PathBuf>,
+) -> StepExit {
+    let Some(workspace) = workspace else {
+        return StepExit::Error(format!(
+            "built-in step `{}` ({}) needs the workspace on the runner host, and this backend has none",
+            spec.step.name,
+            spec.step.image.as_deref().unwrap_or_default()
+        ));
+    };
+    let log = BuiltinLog::new(log);
+    let ctx = BuiltinContext {
+        step: spec.step.name.clone(),
+        env: spec.env,
+        workspace,
+        log: log.clone(),
+        cancel: cancel.clone(),
+    };
+    let exit = tokio::select! {
+        code = builtin.run(ctx) => StepExit::Exited(code),
+        _ = cancel.cancelled() => StepExit::Killed,
+    };
+    log.finish();
+    exit
+}
+
+/// A plugin step (an image, nothing to run) in an exec pipeline: only a built-in can run it.
+fn exec_plugin(backend: BackendKind, spec: &StepSpec) -> bool {
+    backend == BackendKind::Exec
+        && spec.script.is_none()
+        && spec.step.entrypoint.is_none()
+        && spec.step.command.is_none()
+        && spec.step.image.as_deref().is_some_and(|i| !i.is_empty())
 }
 
 fn never_ran(spec: &StepSpec, status: Status) -> StepReport {

@@ -91,6 +91,10 @@ impl Backend for ExecBackend {
         Ok(())
     }
 
+    fn host_workspace(&self) -> Option<PathBuf> {
+        self.workspace()
+    }
+
     async fn run(&self, spec: &StepSpec, mut log: StepLog, cancel: CancellationToken) -> StepExit {
         let Some(workspace) = self.workspace() else {
             return StepExit::Error("exec backend used before setup".into());

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod backend;
+pub mod builtin;
 pub mod console;
 pub mod docker;
 pub mod engine;
@@ -18,6 +19,7 @@ pub mod mask;
 pub mod script;
 
 pub use backend::{Backend, BuildSpec, RegistryAuth, StepExit, StepSpec};
+pub use builtin::{BuiltinContext, BuiltinFuture, BuiltinLog, BuiltinStep};
 pub use engine::{BuildReport, Prepared, RunOptions, Status, StepReport, execute, prepare};
 pub use error::RunnerError;
 pub use log::{LogLine, LogSink, MemorySink, NullSink, StepLog};

@@ -460,3 +460,187 @@ async fn backend_error_is_an_error_status_with_a_reason() {
         "skiff: cannot start the container: no such file"
     );
 }
+
+/// A built-in plugin for the tests: records what it got, logs, sleeps, exits.
+struct Echo {
+    seen: Mutex<Vec<(BTreeMap<String, String>, std::path::PathBuf)>>,
+    sleep_ms: u64,
+    exit: i64,
+}
+
+impl skiff_runner::BuiltinStep for Echo {
+    fn matches(&self, image: &str) -> bool {
+        skiff_runner::builtin::image_is(image, "skiff/echo")
+    }
+    fn run(&self, ctx: skiff_runner::BuiltinContext) -> skiff_runner::BuiltinFuture<'_> {
+        Box::pin(async move {
+            ctx.log.line(&format!("hello {}", ctx.env["PLUGIN_WHO"]));
+            ctx.log.line(&format!("token {}", ctx.env["PLUGIN_TOKEN"]));
+            self.seen
+                .lock()
+                .expect("lock")
+                .push((ctx.env.clone(), ctx.workspace.clone()));
+            tokio::time::sleep(Duration::from_millis(self.sleep_ms)).await;
+            self.exit
+        })
+    }
+}
+
+fn builtin_plan() -> Plan {
+    let mut echo = step("echo", &["a"]);
+    echo.image = Some("skiff/echo:1".into());
+    echo.commands.clear();
+    echo.environment.insert("PLUGIN_WHO".into(), "world".into());
+    echo.secret_environment
+        .insert("PLUGIN_TOKEN".into(), "token".into());
+    plan(vec![step("a", &[]), echo, step("after", &["echo"])])
+}
+
+fn builtin_opts() -> RunOptions {
+    RunOptions {
+        secrets: BTreeMap::from([("token".to_string(), "s3cr3t-value".to_string())]),
+        host_workspace: Some(std::env::temp_dir()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn builtin_steps_run_in_process_not_on_the_backend() {
+    let fake = Fake::with(&[]);
+    let echo = Arc::new(Echo {
+        seen: Mutex::new(Vec::new()),
+        sleep_ms: 0,
+        exit: 0,
+    });
+    let prepared = prepare(&builtin_plan(), &builtin_opts())
+        .expect("valid")
+        .with_builtins(vec![echo.clone()]);
+    assert_eq!(prepared.builtin_steps(), ["echo"]);
+    let backend_steps: Vec<&str> = prepared
+        .build()
+        .steps
+        .iter()
+        .map(|s| s.step.name.as_str())
+        .collect();
+    assert_eq!(backend_steps, ["a", "after"], "the backend never sees it");
+    let sink = Arc::new(MemorySink::default());
+    let report = execute(
+        prepared,
+        fake.clone(),
+        sink.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("setup");
+    assert_eq!(report.status, Status::Success);
+    assert_eq!(status_of(&report, "echo"), Status::Success);
+    assert_eq!(fake.ran(), ["a", "after"]);
+    let seen = echo.seen.lock().expect("lock");
+    assert_eq!(seen[0].0["PLUGIN_TOKEN"], "s3cr3t-value", "secret resolved");
+    assert_eq!(seen[0].0["DRONE_STEP_NAME"], "echo");
+    assert_eq!(seen[0].1, std::env::temp_dir());
+    assert_eq!(sink.text_of("echo"), "hello world\ntoken ******");
+}
+
+#[tokio::test]
+async fn builtin_exit_codes_and_cancel_map_to_statuses() {
+    let failing = Arc::new(Echo {
+        seen: Mutex::new(Vec::new()),
+        sleep_ms: 0,
+        exit: 3,
+    });
+    let prepared = prepare(&builtin_plan(), &builtin_opts())
+        .expect("valid")
+        .with_builtins(vec![failing]);
+    let fake = Fake::with(&[]);
+    let report = execute(
+        prepared,
+        fake.clone(),
+        Arc::new(MemorySink::default()),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("setup");
+    assert_eq!(report.status, Status::Failure);
+    assert_eq!(status_of(&report, "echo"), Status::Failure);
+    assert_eq!(report.steps[1].exit_code, 3);
+    assert_eq!(status_of(&report, "after"), Status::Skipped);
+
+    let slow = Arc::new(Echo {
+        seen: Mutex::new(Vec::new()),
+        sleep_ms: 10_000,
+        exit: 0,
+    });
+    let prepared = prepare(&builtin_plan(), &builtin_opts())
+        .expect("valid")
+        .with_builtins(vec![slow]);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        trigger.cancel();
+    });
+    let began = Instant::now();
+    let report = execute(prepared, fake, Arc::new(MemorySink::default()), cancel)
+        .await
+        .expect("setup");
+    assert!(began.elapsed() < Duration::from_secs(3));
+    assert_eq!(report.status, Status::Killed);
+    assert_eq!(status_of(&report, "echo"), Status::Killed);
+    assert_eq!(report.steps[1].exit_code, 137);
+}
+
+#[tokio::test]
+async fn builtin_without_a_host_workspace_errors() {
+    let echo = Arc::new(Echo {
+        seen: Mutex::new(Vec::new()),
+        sleep_ms: 0,
+        exit: 0,
+    });
+    let opts = RunOptions {
+        host_workspace: None,
+        ..builtin_opts()
+    };
+    let prepared = prepare(&builtin_plan(), &opts)
+        .expect("valid")
+        .with_builtins(vec![echo]);
+    let sink = Arc::new(MemorySink::default());
+    let report = execute(
+        prepared,
+        Fake::with(&[]),
+        sink.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("setup");
+    assert_eq!(status_of(&report, "echo"), Status::Error);
+    assert!(
+        sink.text_of("echo")
+            .contains("needs the workspace on the runner host")
+    );
+}
+
+#[tokio::test]
+async fn plugin_step_in_exec_pipeline_needs_a_builtin() {
+    let mut p = builtin_plan();
+    p.backend = BackendKind::Exec;
+    let prepared = prepare(&p, &builtin_opts()).expect("valid");
+    let sink = Arc::new(MemorySink::default());
+    let fake = Fake::with(&[]);
+    let report = execute(
+        prepared,
+        fake.clone(),
+        sink.clone(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("setup");
+    assert_eq!(status_of(&report, "echo"), Status::Error);
+    assert!(
+        sink.text_of("echo")
+            .contains("exec pipelines run only built-in plugins"),
+        "{}",
+        sink.text_of("echo")
+    );
+    assert_eq!(fake.ran(), ["a"]);
+}
