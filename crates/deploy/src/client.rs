@@ -14,6 +14,8 @@ pub enum KubeconfigSource {
     Default,
     /// The content (YAML, or base64 of YAML) of this environment variable.
     Env(String),
+    /// This kubeconfig text (YAML, or base64 of YAML), e.g. a pipeline step's secret setting.
+    Inline(String),
 }
 
 fn config_err(message: impl std::fmt::Display) -> Error {
@@ -63,6 +65,12 @@ pub async fn connect(
             let text = std::env::var(var)
                 .map_err(|_| config_err(format!("environment variable {var} is not set")))?;
             let kubeconfig = parse_kubeconfig(&text)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .map_err(config_err)?
+        }
+        KubeconfigSource::Inline(text) => {
+            let kubeconfig = parse_kubeconfig(text)?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &options)
                 .await
                 .map_err(config_err)?

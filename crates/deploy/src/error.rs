@@ -69,6 +69,12 @@ pub enum Error {
     Image { image: String, message: String },
     #[error("lock file {path}: {message}")]
     LockFile { path: PathBuf, message: String },
+    /// A setting of the pipeline deploy step (`PLUGIN_<NAME>`) is missing or invalid.
+    #[error("setting `{setting}`: {message}")]
+    Setting {
+        setting: &'static str,
+        message: String,
+    },
 }
 
 /// The crate's result type.

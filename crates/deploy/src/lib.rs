@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod order;
 pub mod progress;
 pub mod registry;
+pub mod step;
 
 pub use client::{KubeconfigSource, connect};
 pub use engine::{Action, Change, Engine, Outcome, Plan, ResourceStatus};
