@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod deploy_step;
+
 /// Run a pipeline from the working directory, which is mounted as the workspace (no clone
 /// step runs). Flags follow `drone exec`.
 #[derive(Debug, clap::Args)]
@@ -30,6 +32,10 @@ pub struct ExecArgs {
     /// The event to simulate.
     #[arg(long, default_value = "push")]
     pub event: String,
+    /// The deployment target, for `promote` and `rollback` events (`when: {target: ...}`,
+    /// `DRONE_DEPLOY_TO`).
+    #[arg(long = "deploy-to", visible_alias = "target", value_name = "TARGET")]
+    pub deploy_to: Option<String>,
     /// The branch (default: the current git branch, else master).
     #[arg(long)]
     pub branch: Option<String>,
@@ -129,7 +135,9 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<ExitCode> {
                 format!("{id}-{}", n + 1)
             };
         }
-        let ready = skiff_runner::prepare(&stage.plan, &opts)?;
+        // Built-in plugins run in this process instead of a container (docs/runner.md).
+        let ready = skiff_runner::prepare(&stage.plan, &opts)?
+            .with_builtins(vec![Arc::new(deploy_step::DeployStep)]);
         for warning in ready.warnings() {
             eprintln!("skiff: pipeline `{}`: warning: {warning}", stage.plan.name);
         }
@@ -314,6 +322,7 @@ fn build_context(args: &ExecArgs, workspace: &std::path::Path) -> BuildContext {
         author_email: git(&["log", "-1", "--format=%ae"]).unwrap_or_default(),
         repo_name,
         build_number: 1,
+        deploy_to: args.deploy_to.clone().unwrap_or_default(),
         trusted: args.trusted,
         created_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
