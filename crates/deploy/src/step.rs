@@ -172,6 +172,17 @@ pub async fn run(
     }
     let source = KubeconfigSource::Inline(settings.kubeconfig.clone());
     let (client, context_ns) = connect(&source, settings.context.as_deref()).await?;
+    // One cheap call first, so a kubeconfig that cannot reach or log in to the cluster is
+    // reported as such rather than as the first failing API call of the plan.
+    if let Err(error) = client.apiserver_version().await {
+        return Err(Error::Config {
+            message: format!(
+                "cannot use the cluster with this kubeconfig ({}); check the server address \
+                 and credentials in the `kubeconfig` secret",
+                crate::error::kube_message(&error)
+            ),
+        });
+    }
     let namespace = settings
         .namespace
         .clone()

@@ -255,6 +255,10 @@ fn wrong_kubeconfig_fails_the_step_clearly() {
     assert_eq!(run.status_of("deploy"), "failure", "{}", run.dump());
     let log = run.step_log("deploy");
     assert!(log.contains("skiff/deploy: deploy failed:"), "{log}");
+    assert!(
+        log.contains("cannot use the cluster with this kubeconfig"),
+        "{log}"
+    );
     assert!(log.to_lowercase().contains("unauthorized"), "{log}");
 
     // Not a kubeconfig at all.
