@@ -66,6 +66,14 @@ struct GcArgs {
     grace_seconds: u64,
 }
 
+impl ServeArgs {
+    /// The registry settings these flags describe.
+    pub fn registry_config(&self) -> skiff_registry::Config {
+        self.store
+            .config(self.admin_password.clone(), self.public.clone())
+    }
+}
+
 impl StoreArgs {
     fn config(
         &self,
@@ -98,9 +106,7 @@ pub fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs the registry until SIGINT or SIGTERM.
 pub fn serve_registry(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let config = args
-        .store
-        .config(args.admin_password.clone(), args.public.clone());
+    let config = args.registry_config();
     if config.admin_password.is_none() {
         tracing::warn!(
             "SKIFF_ADMIN_PASSWORD is not set: the registry accepts anonymous pushes and deletes."
@@ -118,7 +124,7 @@ pub fn serve_registry(args: ServeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

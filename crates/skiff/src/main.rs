@@ -49,7 +49,7 @@ enum Command {
     Deploy(cmd_deploy::DeployArgs),
     /// Resolve image references in manifests to digests and write a lock file.
     Lock(cmd_lock::LockArgs),
-    /// Run the Skiff server (registry at /v2/, and more to come).
+    /// Run the Skiff server: CI control plane, API, webhooks, runner and the registry at /v2/.
     Server(cmd_server::ServerArgs),
 }
 
