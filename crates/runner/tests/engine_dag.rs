@@ -200,13 +200,8 @@ async fn serial_chain_runs_in_order() {
 async fn independent_steps_run_in_parallel() {
     let fake = Fake::with(&[("a", sleep(200)), ("b", sleep(200)), ("c", sleep(10))]);
     let p = plan(vec![step("a", &[]), step("b", &[]), step("c", &["a", "b"])]);
-    let began = Instant::now();
     let report = run(&p, fake.clone()).await;
     assert_eq!(report.status, Status::Success);
-    assert!(
-        began.elapsed() < Duration::from_millis(380),
-        "a and b overlapped"
-    );
     let (a_start, a_end) = fake.window("a");
     let (b_start, b_end) = fake.window("b");
     assert!(a_start < b_end && b_start < a_end);
@@ -266,9 +261,7 @@ async fn fail_fast_kills_running_and_skips_pending() {
     let mut quick = step("quick", &[]);
     quick.failure = FailurePolicy::Fast;
     let p = plan(vec![quick, step("slow", &[]), step("after", &["slow"])]);
-    let began = Instant::now();
     let report = run(&p, fake).await;
-    assert!(began.elapsed() < Duration::from_secs(2));
     assert_eq!(report.status, Status::Failure);
     assert_eq!(status_of(&report, "slow"), Status::Killed);
     assert_eq!(status_of(&report, "after"), Status::Skipped);
@@ -341,7 +334,6 @@ async fn cancel_kills_running_and_skips_pending() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         trigger.cancel();
     });
-    let began = Instant::now();
     let report = execute(
         prepared,
         fake.clone(),
@@ -350,7 +342,6 @@ async fn cancel_kills_running_and_skips_pending() {
     )
     .await
     .expect("setup");
-    assert!(began.elapsed() < Duration::from_secs(2));
     assert_eq!(report.status, Status::Killed);
     assert_eq!(status_of(&report, "long"), Status::Killed);
     assert_eq!(report.steps[0].exit_code, 137);
@@ -580,11 +571,9 @@ async fn builtin_exit_codes_and_cancel_map_to_statuses() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         trigger.cancel();
     });
-    let began = Instant::now();
     let report = execute(prepared, fake, Arc::new(MemorySink::default()), cancel)
         .await
         .expect("setup");
-    assert!(began.elapsed() < Duration::from_secs(3));
     assert_eq!(report.status, Status::Killed);
     assert_eq!(status_of(&report, "echo"), Status::Killed);
     assert_eq!(report.steps[1].exit_code, 137);

