@@ -124,32 +124,14 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
                 target,
                 params,
                 json,
-            } => {
-                let body = serde_json::json!({"target": target, "params": param_map(&params)?});
-                let build = client
-                    .post(
-                        &format!("/repos/{}/builds/{number}/promote", slug(&repo)?),
-                        body,
-                    )
-                    .await?;
-                report_created(&build, json);
-            }
+            } => deploy_event(&client, "promote", &repo, number, target, &params, json).await?,
             BuildCommand::Rollback {
                 repo,
                 number,
                 target,
                 params,
                 json,
-            } => {
-                let body = serde_json::json!({"target": target, "params": param_map(&params)?});
-                let build = client
-                    .post(
-                        &format!("/repos/{}/builds/{number}/rollback", slug(&repo)?),
-                        body,
-                    )
-                    .await?;
-                report_created(&build, json);
-            }
+            } => deploy_event(&client, "rollback", &repo, number, target, &params, json).await?,
             BuildCommand::Run {
                 repo,
                 branch,
@@ -186,6 +168,23 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `KEY=VALUE` flags as a JSON object.
+/// `promote` and `rollback`: a new build of build `number`'s commit for a deploy `target`.
+async fn deploy_event(
+    client: &Client,
+    event: &str,
+    repo: &str,
+    number: i64,
+    target: String,
+    params: &[String],
+    json: bool,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({"target": target, "params": param_map(params)?});
+    let path = format!("/repos/{}/builds/{number}/{event}", slug(repo)?);
+    let build = client.post(&path, body).await?;
+    report_created(&build, json);
+    Ok(())
+}
+
 fn param_map(params: &[String]) -> anyhow::Result<serde_json::Map<String, Value>> {
     let mut map = serde_json::Map::new();
     for p in params {
