@@ -63,6 +63,12 @@ pub(crate) fn router(state: Shared) -> Router {
             "/repos/{owner}/{name}/secrets/{secret}",
             axum::routing::delete(delete_secret),
         )
+        .route(
+            "/repos/{owner}/{name}/forge",
+            get(crate::forge::get_settings)
+                .put(crate::forge::put_settings)
+                .delete(crate::forge::delete_settings),
+        )
         .fallback(|| async { Error::NotFound("no such API endpoint".into()) });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -153,6 +159,13 @@ struct AddRepo {
     visibility: Option<String>,
     #[serde(default)]
     fork_pr_secrets: bool,
+    /// Commit statuses: the forge (`gitea`, `github`, `gitlab`), its URL and API token.
+    #[serde(default)]
+    forge: Option<String>,
+    #[serde(default)]
+    forge_url: Option<String>,
+    #[serde(default)]
+    forge_token: Option<String>,
 }
 
 async fn add_repo(
@@ -175,6 +188,7 @@ async fn add_repo(
             "visibility is private, internal or public".into(),
         ));
     }
+    let forge = crate::forge::input_of(req.forge, req.forge_url, req.forge_token)?;
     let secret = req
         .webhook_secret
         .filter(|s| !s.is_empty())
@@ -200,6 +214,10 @@ async fn add_repo(
     // The secret is shown once, to configure the forge's webhook.
     let mut body = json!(repo);
     body["webhook_secret"] = json!(secret);
+    if let Some(forge) = forge {
+        let settings = crate::forge::apply(&state, &repo, &forge).await?;
+        body["forge"] = crate::forge::settings_json(Some(&settings));
+    }
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -427,6 +445,7 @@ async fn cancel_build(
         )));
     }
     state.store.cancel_build(&build).await?;
+    state.reporter.build_changed(build.id, None);
     let build = find_build(&state, &repo, number).await?;
     Ok(Json(build_json(&state, &build).await?))
 }

@@ -182,6 +182,7 @@ pub(crate) async fn create_with_params(
     match state.store.create_build(&new).await? {
         Some(build) => {
             tracing::info!(repo = %repo.slug(), number = build.number, status = %build.status, "build created");
+            state.reporter.created(&build);
             // Wake every idle claimer (remote long polls) and leave a permit for the next one.
             state.queued.notify_waiters();
             state.queued.notify_one();

@@ -25,9 +25,11 @@ mod api;
 mod auth;
 mod builds;
 pub mod client;
+mod commit_status;
 mod cron;
 mod crypto;
 mod error;
+mod forge;
 mod git;
 pub mod remote;
 mod rpc;
@@ -126,6 +128,8 @@ pub(crate) struct State {
     /// Woken when a build is queued, so an idle runner claims at once.
     pub queued: tokio::sync::Notify,
     pub git: git::Git,
+    /// Where changes of a build's status are sent, for commit statuses on the forge.
+    pub reporter: commit_status::Reporter,
 }
 
 pub(crate) type Shared = Arc<State>;
@@ -153,12 +157,14 @@ pub async fn app_with_store(config: ServerConfig, store: Store) -> Result<App, E
     auth::bootstrap_admin(&store, config.admin_password.as_deref()).await?;
     let key = crypto::SecretKey::load_or_create(&config.data_dir.join("secret.key"))?;
     let git = git::Git::new(config.data_dir.join("git"));
+    let (reporter, notices) = commit_status::Reporter::new();
     let state = Arc::new(State {
         store: store.clone(),
         config: config.clone(),
         key,
         queued: tokio::sync::Notify::new(),
         git,
+        reporter,
     });
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -166,6 +172,7 @@ pub async fn app_with_store(config: ServerConfig, store: Store) -> Result<App, E
         tasks.push(runner::spawn(state.clone(), stop.clone()));
     }
     tasks.push(cron::spawn(state.clone(), stop.clone()));
+    tasks.push(commit_status::spawn(state.clone(), notices, stop.clone()));
     let router = api::router(state);
     Ok(App {
         router,

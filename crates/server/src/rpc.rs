@@ -81,6 +81,7 @@ async fn claim(
                             &error.to_string(),
                         )
                         .await?;
+                    state.reporter.build_changed(claimed.stage.build_id, None);
                     continue;
                 }
             }
@@ -224,6 +225,7 @@ async fn finish(
         .finish_stage(id, &req.lease_token, &req.status, &req.error)
         .await?
     {
+        state.reporter.stage_finished(id);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::Conflict(

@@ -115,6 +115,7 @@ impl Io {
                     .store
                     .finish_stage(job.stage.id, &job.lease_token, outcome, error)
                     .await?;
+                state.reporter.build_changed(job.stage.build_id, None);
                 Ok(())
             }
             Io::Remote(rpc) => rpc.finish(job, outcome, error).await,
@@ -182,6 +183,10 @@ pub(crate) async fn detect_kinds() -> Vec<String> {
 
 /// Builds the job for a stage claimed from the store (the in-process runner and `/rpc/v1`).
 pub(crate) async fn job_for(state: &Shared, claim: Claim) -> Result<Job, (Claim, Error)> {
+    // Every claim goes through here; a claimed stage means its build is running.
+    state
+        .reporter
+        .build_changed(claim.stage.build_id, Some(status::RUNNING));
     let load = async {
         let build = state
             .store
@@ -264,6 +269,7 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
                                 &error.to_string(),
                             )
                             .await;
+                        state.reporter.build_changed(claim.stage.build_id, None);
                     }
                 },
                 Ok(None) => {

@@ -95,6 +95,7 @@ async fn receive(
         .await?
         .ok_or_else(|| Error::NotFound(format!("repository {slug} is not added to Skiff")))?;
     verify(provider, &headers, &body, &repo.webhook_secret)?;
+    crate::forge::note_from_webhook(&state, &repo, provider, &payload).await;
 
     if !repo.active {
         return Ok(ignored("the repository is not active"));

@@ -1,4 +1,5 @@
-//! `skiff repo`: add and list repositories on the server the CLI is logged in to.
+//! `skiff repo`: add and list repositories on the server the CLI is logged in to, and set the
+//! forge that receives their commit statuses.
 
 use crate::cmd_login::{block_on, field, print_json, slug};
 use skiff_server::client::Client;
@@ -35,6 +36,20 @@ pub enum RepoCommand {
         /// The default branch.
         #[arg(long, default_value = "main")]
         default_branch: String,
+        #[command(flatten)]
+        forge: ForgeFlags,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show or set the forge that gets commit statuses (no flags: show it).
+    Forge {
+        /// OWNER/NAME.
+        slug: String,
+        #[command(flatten)]
+        forge: ForgeFlags,
+        /// Forget the forge settings (no more commit statuses).
+        #[arg(long, conflicts_with_all = ["forge", "forge_url"])]
+        remove: bool,
         #[arg(long)]
         json: bool,
     },
@@ -43,6 +58,42 @@ pub enum RepoCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Where commit statuses go.
+#[derive(Debug, clap::Args)]
+pub struct ForgeFlags {
+    /// The forge that gets commit statuses: gitea, github or gitlab.
+    #[arg(long, value_parser = ["gitea", "github", "gitlab"])]
+    forge: Option<String>,
+    /// The forge's URL (required for Gitea and GitLab; GitHub: https://api.github.com).
+    #[arg(long, requires = "forge")]
+    forge_url: Option<String>,
+    /// An API token allowed to set commit statuses (stored sealed, never shown again).
+    #[arg(
+        long,
+        env = "SKIFF_FORGE_TOKEN",
+        hide_env_values = true,
+        requires = "forge"
+    )]
+    forge_token: Option<String>,
+}
+
+fn print_forge(slug: &str, forge: &serde_json::Value) {
+    if forge["kind"].is_null() {
+        println!("{slug}: no forge set; no commit statuses");
+        return;
+    }
+    println!(
+        "{slug}: {} at {}, {}",
+        field(forge, "kind"),
+        field(forge, "url"),
+        if forge["token_set"] == true {
+            "token set: commit statuses on"
+        } else {
+            "no token: commit statuses off"
+        }
+    );
 }
 
 pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
@@ -57,9 +108,15 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                 trusted,
                 timeout,
                 default_branch,
+                forge,
                 json,
             } => {
+                // A token from SKIFF_FORGE_TOKEN only counts with --forge.
+                let forge_token = forge.forge.as_ref().and(forge.forge_token);
                 let body = serde_json::json!({
+                    "forge": forge.forge,
+                    "forge_url": forge.forge_url,
+                    "forge_token": forge_token,
                     "slug": slug(&name)?,
                     "git_url": git_url,
                     "config_path": config,
@@ -78,6 +135,35 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                     println!(
                         "webhook URLs:   {base}/hook/gitea  {base}/hook/github  {base}/hook/gitlab"
                     );
+                    if repo["forge"].is_object() {
+                        print_forge(&name, &repo["forge"]);
+                    }
+                }
+            }
+            RepoCommand::Forge {
+                slug: name,
+                forge,
+                remove,
+                json,
+            } => {
+                let path = format!("/repos/{}/forge", slug(&name)?);
+                let settings = if remove {
+                    client.delete(&path).await?;
+                    client.get(&path).await?
+                } else if let Some(kind) = forge.forge {
+                    let body = serde_json::json!({
+                        "kind": kind,
+                        "url": forge.forge_url,
+                        "token": forge.forge_token,
+                    });
+                    client.put(&path, body).await?
+                } else {
+                    client.get(&path).await?
+                };
+                if json {
+                    print_json(&settings);
+                } else {
+                    print_forge(&name, &settings);
                 }
             }
             RepoCommand::Ls { json } => {

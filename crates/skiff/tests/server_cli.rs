@@ -1,5 +1,5 @@
 //! The CLI as the API's client, with the real binary against a real server (the library
-//! router on a free port, SQLite): login, repo add/ls, secret add/ls, build run/logs
+//! router on a free port, SQLite): login, repo add/ls/forge, secret add/ls, build run/logs
 //! --follow/info/ls, and the error a wrong password gets.
 
 use std::path::Path;
@@ -187,6 +187,53 @@ fn login_repo_secret_and_build_commands() {
     assert_eq!(crons.trim(), "nightly\t0 0 2 * * *\tmain");
     ok(&skiff(&config, &["cron", "rm", "acme/cli", "nightly"]));
     assert_eq!(ok(&skiff(&config, &["cron", "ls", "acme/cli"])), "");
+
+    // Forge settings for commit statuses: set with `repo add`, shown and changed with
+    // `repo forge`; the token is never printed back.
+    let added = ok(&skiff(
+        &config,
+        &[
+            "repo",
+            "add",
+            "acme/forged",
+            "--git-url",
+            &origin_text,
+            "--forge",
+            "gitea",
+            "--forge-url",
+            "https://gitea.example.com",
+            "--forge-token",
+            "tok-123",
+        ],
+    ));
+    assert!(
+        added.contains("acme/forged: gitea at https://gitea.example.com, token set"),
+        "{added}"
+    );
+    assert!(!added.contains("tok-123"), "{added}");
+    let shown = ok(&skiff(&config, &["repo", "forge", "acme/forged", "--json"]));
+    let shown: serde_json::Value = serde_json::from_str(&shown).expect("json");
+    assert_eq!(shown["token_set"], true);
+    let changed = ok(&skiff(
+        &config,
+        &["repo", "forge", "acme/cli", "--forge", "github"],
+    ));
+    assert_eq!(
+        changed.trim(),
+        "acme/cli: github at https://api.github.com, no token: commit statuses off"
+    );
+    let out = skiff(&config, &["repo", "forge", "acme/cli", "--forge", "gitlab"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs its URL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(&skiff(&config, &["repo", "forge", "acme/cli", "--remove"]));
+    assert_eq!(
+        ok(&skiff(&config, &["repo", "forge", "acme/cli"])).trim(),
+        "acme/cli: no forge set; no commit statuses"
+    );
 
     let out = skiff(&config, &["build", "info", "acme/cli", "9"]);
     assert!(!out.status.success());
