@@ -11,11 +11,13 @@
 //! lease, so a killed server or runner neither loses nor duplicates a build.
 
 mod error;
+mod gates;
 mod model;
 mod queries;
 pub mod queue;
 
 pub use error::StoreError;
+pub use gates::RepoSettings;
 pub use model::*;
 pub use queue::{Claim, LeaseState, RunnerSpec};
 
