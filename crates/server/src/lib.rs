@@ -28,6 +28,7 @@ pub mod client;
 mod cron;
 mod crypto;
 mod error;
+mod gates;
 mod git;
 pub mod remote;
 mod rpc;
