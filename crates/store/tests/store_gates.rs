@@ -221,16 +221,19 @@ async fn pipeline_concurrency_limit_counts_stages_of_the_same_name() {
     }
 }
 
-/// Many runners claiming at once never exceed a throttle: the statement is serialized (SQLite
-/// by its write lock, PostgreSQL by the advisory lock), so counting running stages is exact.
+/// Many runners claiming at once never exceed a limit. Each stage needs its own runner (a
+/// distinct label), so the concurrent claims aim at different rows and only the serialized
+/// count (SQLite's write lock, PostgreSQL's advisory lock) keeps them within the limit; the
+/// row re-check alone would let every one of them through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_never_exceed_the_limits() {
+    const RUNNERS: usize = 8;
     for b in backends().await {
         let s = b.store.clone();
         let be = s.backend();
-        let r = repo(&s, "race").await;
+        let throttled = repo(&s, "race").await;
         s.update_repo(
-            r.id,
+            throttled.id,
             &RepoSettings {
                 throttle: Some(2),
                 ..Default::default()
@@ -238,39 +241,50 @@ async fn concurrent_claims_never_exceed_the_limits() {
         )
         .await
         .expect("update");
-        for _ in 0..6 {
-            s.create_build(&build(&r, None, vec![stage("ci", &[])]))
-                .await
-                .expect("create");
-        }
         let limited = repo(&s, "race-limited").await;
-        for _ in 0..6 {
-            let mut st = stage("deploy", &[]);
-            st.concurrency = 1;
-            s.create_build(&build(&limited, None, vec![st]))
-                .await
-                .expect("create");
-        }
         for round in 0..3 {
+            for slot in 0..RUNNERS {
+                let mut ci = stage("ci", &[]);
+                ci.labels = format!("slot={slot}");
+                s.create_build(&build(&throttled, None, vec![ci]))
+                    .await
+                    .expect("create");
+                let mut deploy = stage("deploy", &[]);
+                deploy.labels = format!("slot={slot}");
+                deploy.concurrency = 1;
+                s.create_build(&build(&limited, None, vec![deploy]))
+                    .await
+                    .expect("create");
+            }
             let mut claims = tokio::task::JoinSet::new();
-            for i in 0..10 {
-                let s = s.clone();
-                claims.spawn(async move {
-                    s.claim(&runner(&format!("r{i}")), LEASE)
-                        .await
-                        .expect("claim")
-                });
+            for slot in 0..RUNNERS {
+                for _ in 0..2 {
+                    let s = s.clone();
+                    claims.spawn(async move {
+                        let mut r = runner(&format!("r{slot}"));
+                        r.labels = format!("slot={slot}");
+                        s.claim(&r, LEASE).await.expect("claim")
+                    });
+                }
             }
             let mut got = Vec::new();
             while let Some(c) = claims.join_next().await {
                 got.extend(c.expect("join"));
             }
-            let throttled = got.iter().filter(|c| c.stage.name == "ci").count();
+            let ci = got.iter().filter(|c| c.stage.name == "ci").count();
             let deploys = got.iter().filter(|c| c.stage.name == "deploy").count();
-            assert_eq!(throttled, 2, "{be} round {round}: throttle 2");
+            assert_eq!(ci, 2, "{be} round {round}: throttle 2");
             assert_eq!(deploys, 1, "{be} round {round}: concurrency 1");
+            // Finish everything, also what the limits held back, before the next round.
             for c in &got {
                 finish(&s, c).await;
+            }
+            for repo_id in [throttled.id, limited.id] {
+                for built in s.builds(repo_id, 100).await.expect("builds") {
+                    if !status::is_done(&built.status) {
+                        s.cancel_build(&built).await.expect("cancel");
+                    }
+                }
             }
         }
     }
