@@ -224,6 +224,8 @@ async fn finish(
         .finish_stage(id, &req.lease_token, &req.status, &req.error)
         .await?
     {
+        // A freed slot (concurrency limits) or released dependants: wake idle claimers.
+        state.queued.notify_waiters();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::Conflict(

@@ -115,6 +115,8 @@ impl Io {
                     .store
                     .finish_stage(job.stage.id, &job.lease_token, outcome, error)
                     .await?;
+                // A freed slot (concurrency limits) or released dependants: wake idle claimers.
+                state.queued.notify_waiters();
                 Ok(())
             }
             Io::Remote(rpc) => rpc.finish(job, outcome, error).await,
