@@ -21,7 +21,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/login", post(login))
         .route("/user", get(whoami))
         .route("/repos", get(list_repos).post(add_repo))
-        .route("/repos/{owner}/{name}", get(repo_info))
+        .route(
+            "/repos/{owner}/{name}",
+            get(repo_info).patch(crate::gates::update_repo),
+        )
         .route(
             "/repos/{owner}/{name}/builds",
             get(list_builds).post(run_build),
@@ -34,6 +37,14 @@ pub(crate) fn router(state: Shared) -> Router {
         .route(
             "/repos/{owner}/{name}/builds/{number}/restart",
             post(restart_build),
+        )
+        .route(
+            "/repos/{owner}/{name}/builds/{number}/approve",
+            post(crate::gates::approve),
+        )
+        .route(
+            "/repos/{owner}/{name}/builds/{number}/decline",
+            post(crate::gates::decline),
         )
         .route(
             "/repos/{owner}/{name}/builds/{number}/logs",
@@ -166,6 +177,19 @@ struct AddRepo {
     forge_url: Option<String>,
     #[serde(default)]
     forge_token: Option<String>,
+    /// Gate settings (`crate::gates`), applied right after the repository is made.
+    #[serde(default)]
+    approval: Option<String>,
+    #[serde(default)]
+    throttle: Option<i64>,
+    #[serde(default)]
+    ignore_forks: Option<bool>,
+    #[serde(default)]
+    ignore_pull_requests: Option<bool>,
+    #[serde(default)]
+    cancel_pulls: Option<bool>,
+    #[serde(default)]
+    cancel_push: Option<bool>,
 }
 
 async fn add_repo(
@@ -189,6 +213,16 @@ async fn add_repo(
         ));
     }
     let forge = crate::forge::input_of(req.forge, req.forge_url, req.forge_token)?;
+    let gates = crate::gates::SettingsPatch {
+        approval: req.approval,
+        throttle: req.throttle,
+        ignore_forks: req.ignore_forks,
+        ignore_pull_requests: req.ignore_pull_requests,
+        cancel_pulls: req.cancel_pulls,
+        cancel_push: req.cancel_push,
+        ..Default::default()
+    }
+    .validate(&user)?;
     let secret = req
         .webhook_secret
         .filter(|s| !s.is_empty())
@@ -211,6 +245,11 @@ async fn add_repo(
             webhook_secret: secret.clone(),
         })
         .await?;
+    let repo = state
+        .store
+        .update_repo(repo.id, &gates)
+        .await?
+        .unwrap_or(repo);
     // The secret is shown once, to configure the forge's webhook.
     let mut body = json!(repo);
     body["webhook_secret"] = json!(secret);
@@ -238,7 +277,7 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-async fn find_repo(state: &State, owner: &str, name: &str) -> Result<Repo, Error> {
+pub(crate) async fn find_repo(state: &State, owner: &str, name: &str) -> Result<Repo, Error> {
     state
         .store
         .repo(owner, name)
@@ -246,7 +285,7 @@ async fn find_repo(state: &State, owner: &str, name: &str) -> Result<Repo, Error
         .ok_or_else(|| Error::NotFound(format!("repository {owner}/{name} not found")))
 }
 
-async fn find_build(state: &State, repo: &Repo, number: i64) -> Result<Build, Error> {
+pub(crate) async fn find_build(state: &State, repo: &Repo, number: i64) -> Result<Build, Error> {
     state
         .store
         .build(repo.id, number)
@@ -280,7 +319,7 @@ async fn list_builds(
 }
 
 /// A build with its stages and their steps.
-async fn build_json(state: &State, build: &Build) -> Result<Value, Error> {
+pub(crate) async fn build_json(state: &State, build: &Build) -> Result<Value, Error> {
     let mut stages = Vec::new();
     for stage in state.store.stages(build.id).await? {
         let steps = state.store.steps(stage.id).await?;

@@ -179,10 +179,16 @@ pub(crate) async fn create_with_params(
             }
         }
     }
+    if new.status == status::PENDING
+        && crate::gates::needs_approval(&repo.approval, &new.event, new.fork)
+    {
+        new.status = status::BLOCKED.into();
+    }
     match state.store.create_build(&new).await? {
         Some(build) => {
             tracing::info!(repo = %repo.slug(), number = build.number, status = %build.status, "build created");
             state.reporter.created(&build);
+            crate::gates::cancel_superseded(state, repo, &build).await;
             // Wake every idle claimer (remote long polls) and leave a permit for the next one.
             state.queued.notify_waiters();
             state.queued.notify_one();
@@ -227,5 +233,9 @@ fn stage_row(stage: &skiff_pipeline::Stage) -> NewStage {
         on_success: stage.on_success,
         on_failure: stage.on_failure,
         steps: plan.steps.iter().map(|s| s.name.clone()).collect(),
+        concurrency: stage
+            .concurrency
+            .map(|limit| i64::try_from(limit).unwrap_or(i64::MAX))
+            .unwrap_or(0),
     }
 }

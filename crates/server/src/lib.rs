@@ -30,6 +30,7 @@ mod cron;
 mod crypto;
 mod error;
 mod forge;
+mod gates;
 mod git;
 pub mod remote;
 mod rpc;

@@ -226,6 +226,8 @@ async fn finish(
         .await?
     {
         state.reporter.stage_finished(id);
+        // A freed slot (concurrency limits) or released dependants: wake idle claimers.
+        state.queued.notify_waiters();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::Conflict(

@@ -116,6 +116,8 @@ impl Io {
                     .finish_stage(job.stage.id, &job.lease_token, outcome, error)
                     .await?;
                 state.reporter.build_changed(job.stage.build_id, None);
+                // A freed slot (concurrency limits) or released dependants: wake idle claimers.
+                state.queued.notify_waiters();
                 Ok(())
             }
             Io::Remote(rpc) => rpc.finish(job, outcome, error).await,

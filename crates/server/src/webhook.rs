@@ -104,6 +104,9 @@ async fn receive(
         Parsed::Build(event) => *event,
         Parsed::Ignore(reason) => return Ok(ignored(&reason)),
     };
+    if let Some(reason) = crate::gates::ignored_event(&repo, &event) {
+        return Ok(ignored(reason));
+    }
     let delivery = match provider {
         Provider::Gitea => header(&headers, "X-Gitea-Delivery"),
         Provider::GitHub => header(&headers, "X-GitHub-Delivery"),

@@ -105,6 +105,14 @@ async fn pull_requests_get_only_allowed_secrets() {
     assert_eq!(output(&api, same_repo).await, "plain=[0] for_pr=[5]");
 
     let fork = pr(&api, "pr-2", &pr_body(2, "mallory/app", &head, &base)).await;
+    // A pull request from a fork waits for approval by default (docs/server.md, Gates).
+    let (status, approved) = api
+        .post(
+            &format!("/api/v1/repos/acme/app/builds/{fork}/approve"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
     assert_eq!(
         output(&api, fork).await,
         "plain=[0] for_pr=[0]",

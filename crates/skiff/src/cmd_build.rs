@@ -56,6 +56,10 @@ pub enum BuildCommand {
     },
     /// Cancel a pending or running build.
     Cancel { repo: String, number: i64 },
+    /// Approve a build that waits for approval (`blocked`): it is queued.
+    Approve { repo: String, number: i64 },
+    /// Decline a build that waits for approval: it ends `declined` and never runs.
+    Decline { repo: String, number: i64 },
     /// Promote a build's commit to a target (`promote` event, `DRONE_DEPLOY_TO`).
     Promote {
         repo: String,
@@ -152,6 +156,24 @@ pub fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
                     )
                     .await?;
                 eprintln!("build #{number} cancelled");
+            }
+            BuildCommand::Approve { repo, number } => {
+                client
+                    .post(
+                        &format!("/repos/{}/builds/{number}/approve", slug(&repo)?),
+                        Value::Null,
+                    )
+                    .await?;
+                eprintln!("build #{number} approved");
+            }
+            BuildCommand::Decline { repo, number } => {
+                client
+                    .post(
+                        &format!("/repos/{}/builds/{number}/decline", slug(&repo)?),
+                        Value::Null,
+                    )
+                    .await?;
+                eprintln!("build #{number} declined");
             }
             BuildCommand::Restart { repo, number, json } => {
                 let build = client

@@ -1,11 +1,11 @@
-//! `skiff repo`: add and list repositories on the server the CLI is logged in to, and set the
-//! forge that receives their commit statuses.
+//! `skiff repo`: add, update and list repositories on the server the CLI is logged in to, and set
+//! the forge that receives their commit statuses.
 
 use crate::cmd_login::{block_on, field, print_json, slug};
 use skiff_server::client::Client;
 use std::process::ExitCode;
 
-/// Add and list repositories on a Skiff server.
+/// Add, update and list repositories on a Skiff server.
 #[derive(Debug, clap::Args)]
 pub struct RepoArgs {
     #[command(subcommand)]
@@ -38,6 +38,63 @@ pub enum RepoCommand {
         default_branch: String,
         #[command(flatten)]
         forge: ForgeFlags,
+        /// Which builds wait for approval: none, forks (default), pull_requests, all.
+        #[arg(long, value_parser = APPROVAL)]
+        approval: Option<String>,
+        /// Stages of this repository running at once (0: unlimited).
+        #[arg(long)]
+        throttle: Option<i64>,
+        /// Make no builds for pull requests from forks.
+        #[arg(long)]
+        ignore_forks: bool,
+        /// Make no builds for pull requests.
+        #[arg(long)]
+        ignore_pull_requests: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a repository's settings; only the flags given change.
+    Update {
+        /// OWNER/NAME
+        slug: String,
+        /// Which builds wait for approval: none, forks, pull_requests, all.
+        #[arg(long, value_parser = APPROVAL)]
+        approval: Option<String>,
+        /// Stages of this repository running at once (0: unlimited).
+        #[arg(long)]
+        throttle: Option<i64>,
+        /// Make no builds for pull requests from forks.
+        #[arg(long, value_name = "BOOL")]
+        ignore_forks: Option<bool>,
+        /// Make no builds for pull requests.
+        #[arg(long, value_name = "BOOL")]
+        ignore_pull_requests: Option<bool>,
+        /// A new pull request build cancels older pending ones of the same pull request.
+        #[arg(long, value_name = "BOOL")]
+        cancel_pulls: Option<bool>,
+        /// A new push build cancels older pending ones of the same branch.
+        #[arg(long, value_name = "BOOL")]
+        cancel_push: Option<bool>,
+        /// The pipeline file.
+        #[arg(long = "config")]
+        config: Option<String>,
+        /// Allow privileged steps and host volumes (admins only).
+        #[arg(long, value_name = "BOOL")]
+        trusted: Option<bool>,
+        /// Kill builds after this many seconds.
+        #[arg(long)]
+        timeout: Option<i64>,
+        /// private, internal or public.
+        #[arg(long)]
+        visibility: Option<String>,
+        /// Give pull requests from forks the secrets marked for pull requests.
+        #[arg(long, value_name = "BOOL")]
+        fork_pr_secrets: Option<bool>,
+        #[arg(long)]
+        default_branch: Option<String>,
+        /// Whether webhooks make builds.
+        #[arg(long, value_name = "BOOL")]
+        active: Option<bool>,
         #[arg(long)]
         json: bool,
     },
@@ -95,6 +152,8 @@ fn print_forge(slug: &str, forge: &serde_json::Value) {
         }
     );
 }
+/// The server's approval policies (`skiff_server` checks them again).
+const APPROVAL: [&str; 4] = ["none", "forks", "pull_requests", "all"];
 
 pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
     block_on(async {
@@ -109,6 +168,10 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                 timeout,
                 default_branch,
                 forge,
+                approval,
+                throttle,
+                ignore_forks,
+                ignore_pull_requests,
                 json,
             } => {
                 // A token from SKIFF_FORGE_TOKEN only counts with --forge.
@@ -124,6 +187,10 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                     "trusted": trusted,
                     "timeout_secs": timeout,
                     "default_branch": default_branch,
+                    "approval": approval,
+                    "throttle": throttle,
+                    "ignore_forks": ignore_forks,
+                    "ignore_pull_requests": ignore_pull_requests,
                 });
                 let repo = client.post("/repos", body).await?;
                 if json {
@@ -164,6 +231,71 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                     print_json(&settings);
                 } else {
                     print_forge(&name, &settings);
+                }
+            }
+            RepoCommand::Update {
+                slug: name,
+                approval,
+                throttle,
+                ignore_forks,
+                ignore_pull_requests,
+                cancel_pulls,
+                cancel_push,
+                config,
+                trusted,
+                timeout,
+                visibility,
+                fork_pr_secrets,
+                default_branch,
+                active,
+                json,
+            } => {
+                let given = serde_json::json!({
+                    "approval": approval,
+                    "throttle": throttle,
+                    "ignore_forks": ignore_forks,
+                    "ignore_pull_requests": ignore_pull_requests,
+                    "cancel_pulls": cancel_pulls,
+                    "cancel_push": cancel_push,
+                    "config_path": config,
+                    "trusted": trusted,
+                    "timeout_secs": timeout,
+                    "visibility": visibility,
+                    "fork_pr_secrets": fork_pr_secrets,
+                    "default_branch": default_branch,
+                    "active": active,
+                });
+                // Only the flags given: the server leaves the other settings as they are.
+                let body: serde_json::Map<String, serde_json::Value> = given
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if body.is_empty() {
+                    anyhow::bail!("nothing to change: give at least one setting flag");
+                }
+                let repo = client
+                    .patch(&format!("/repos/{}", slug(&name)?), body.into())
+                    .await?;
+                if json {
+                    print_json(&repo);
+                } else {
+                    println!("updated {name}");
+                    for key in [
+                        "approval",
+                        "throttle",
+                        "ignore_forks",
+                        "ignore_pull_requests",
+                        "cancel_pulls",
+                        "cancel_push",
+                        "trusted",
+                        "timeout_secs",
+                        "active",
+                    ] {
+                        println!("  {key}: {}", field(&repo, key));
+                    }
                 }
             }
             RepoCommand::Ls { json } => {

@@ -1,6 +1,7 @@
 //! The CLI as the API's client, with the real binary against a real server (the library
 //! router on a free port, SQLite): login, repo add/ls/forge, secret add/ls, build run/logs
-//! --follow/info/ls, and the error a wrong password gets.
+//! --follow/info/ls, and the error a wrong password gets; build approve/decline of a blocked
+//! build made by a GitLab push hook, and repo update.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -239,6 +240,199 @@ fn login_repo_secret_and_build_commands() {
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    runtime.shutdown_background();
+}
+
+/// Sends a GitLab push hook (the token header is the secret, so no HMAC is needed) over plain
+/// HTTP/1.1 and returns the status code and the body.
+fn gitlab_push(url: &str, secret: &str, delivery: &str, sha: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({
+        "object_kind": "push", "ref": "refs/heads/main", "before": "0".repeat(40),
+        "after": sha, "checkout_sha": sha, "user_username": "t", "user_email": "t@example.com",
+        "project": {"path_with_namespace": "acme/gated"},
+        "commits": [{"id": sha, "message": "init\n"}]
+    })
+    .to_string();
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "POST /hook/gitlab HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         X-Gitlab-Event: Push Hook\r\nX-Gitlab-Token: {secret}\r\nX-Gitlab-Event-UUID: {delivery}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn approve_decline_and_repo_update_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(&origin).expect("mkdir");
+    git(&origin, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        origin.join(".drone.yml"),
+        "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: hi\n  commands:\n  - echo approved run\n",
+    )
+    .expect("write");
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-q", "-m", "init"]);
+    let sha = String::from_utf8_lossy(
+        &Command::new("git")
+            .arg("-C")
+            .arg(&origin)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .expect("git")
+            .stdout,
+    )
+    .trim()
+    .to_string();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let data = dir.path().join("data");
+    let url = runtime.block_on(async {
+        let mut config = skiff_server::ServerConfig::new(data.clone());
+        config.admin_password = Some(PASSWORD.into());
+        config.poll_interval = std::time::Duration::from_millis(100);
+        let app = skiff_server::app(config).await.expect("app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = app.router.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        std::mem::forget(app);
+        url
+    });
+    let config = dir.path().join("config");
+    ok(&skiff(
+        &config,
+        &[
+            "login",
+            "--server",
+            &url,
+            "--user",
+            "admin",
+            "--password",
+            PASSWORD,
+        ],
+    ));
+    let origin_text = origin.to_string_lossy().into_owned();
+    let added: serde_json::Value = serde_json::from_str(&ok(&skiff(
+        &config,
+        &[
+            "repo",
+            "add",
+            "acme/gated",
+            "--git-url",
+            &origin_text,
+            "--webhook-secret",
+            "s3",
+            "--approval",
+            "all",
+            "--throttle",
+            "2",
+            "--json",
+        ],
+    )))
+    .expect("json");
+    assert_eq!(added["approval"], "all", "{added}");
+    assert_eq!(added["throttle"], 2, "{added}");
+
+    let (status, body) = gitlab_push(&url, "s3", "push-1", &sha);
+    assert_eq!(status, 201, "{body}");
+    assert!(body.contains("\"status\":\"blocked\""), "{body}");
+    let approved = skiff(&config, &["build", "approve", "acme/gated", "1"]);
+    ok(&approved);
+    assert!(
+        String::from_utf8_lossy(&approved.stderr).contains("build #1 approved"),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let logs = ok(&skiff(
+        &config,
+        &["build", "logs", "acme/gated", "1", "--follow"],
+    ));
+    assert!(logs.contains("approved run"), "{logs}");
+    let info: serde_json::Value = serde_json::from_str(&ok(&skiff(
+        &config,
+        &["build", "info", "acme/gated", "1", "--json"],
+    )))
+    .expect("json");
+    assert_eq!(info["status"], "success");
+
+    let (status, body) = gitlab_push(&url, "s3", "push-2", &sha);
+    assert_eq!(status, 201, "{body}");
+    ok(&skiff(&config, &["build", "decline", "acme/gated", "2"]));
+    let list = ok(&skiff(&config, &["build", "ls", "acme/gated"]));
+    assert!(list.starts_with("#2\tdeclined\tpush"), "{list}");
+    let out = skiff(&config, &["build", "approve", "acme/gated", "2"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not waiting for approval"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let updated: serde_json::Value = serde_json::from_str(&ok(&skiff(
+        &config,
+        &[
+            "repo",
+            "update",
+            "acme/gated",
+            "--approval",
+            "none",
+            "--ignore-forks",
+            "true",
+            "--throttle",
+            "0",
+            "--json",
+        ],
+    )))
+    .expect("json");
+    assert_eq!(updated["approval"], "none", "{updated}");
+    assert_eq!(updated["ignore_forks"], true, "{updated}");
+    assert_eq!(updated["throttle"], 0, "{updated}");
+    assert_eq!(updated["config_path"], ".drone.yml", "untouched: {updated}");
+    let (status, body) = gitlab_push(&url, "s3", "push-3", &sha);
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.contains("\"status\":\"blocked\""), "{body}");
+
+    let out = skiff(&config, &["repo", "update", "acme/gated"]);
+    assert!(!out.status.success(), "no flags: nothing to change");
+    let out = skiff(
+        &config,
+        &["repo", "update", "acme/gated", "--approval", "sometimes"],
+    );
+    assert!(!out.status.success());
+    let out = skiff(&config, &["repo", "update", "acme/gated", "--throttle=-1"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("throttle"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -12,12 +12,14 @@
 
 mod error;
 mod forge;
+mod gates;
 mod model;
 mod queries;
 pub mod queue;
 
 pub use error::StoreError;
 pub use forge::{ForgeSettings, report_rank};
+pub use gates::RepoSettings;
 pub use model::*;
 pub use queue::{Claim, LeaseState, RunnerSpec};
 

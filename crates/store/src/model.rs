@@ -14,10 +14,17 @@ pub mod status {
     pub const KILLED: &str = "killed";
     pub const SKIPPED: &str = "skipped";
     pub const ERROR: &str = "error";
+    /// A build (and its stages) waiting for someone to approve it; no runner claims it.
+    pub const BLOCKED: &str = "blocked";
+    /// A blocked build someone declined: it never runs.
+    pub const DECLINED: &str = "declined";
 
     /// A status nothing changes any more.
     pub fn is_done(status: &str) -> bool {
-        matches!(status, SUCCESS | FAILURE | KILLED | SKIPPED | ERROR)
+        matches!(
+            status,
+            SUCCESS | FAILURE | KILLED | SKIPPED | ERROR | DECLINED
+        )
     }
 }
 
@@ -48,6 +55,18 @@ pub struct Repo {
     pub active: bool,
     pub build_counter: i64,
     pub created: i64,
+    /// Which events wait for approval: `none`, `forks`, `pull_requests`, `all`.
+    pub approval: String,
+    /// Stages of this repository running at once; 0 = unlimited.
+    pub throttle: i64,
+    /// No builds for pull requests from forks.
+    pub ignore_forks: bool,
+    /// No builds for pull requests at all.
+    pub ignore_pull_requests: bool,
+    /// A new pull request build cancels older pending builds of the same pull request.
+    pub cancel_pulls: bool,
+    /// A new push build cancels older pending builds of the same branch.
+    pub cancel_push: bool,
 }
 
 impl Repo {
@@ -119,7 +138,8 @@ pub struct NewBuild {
     pub params: String,
     /// The forge's delivery id: a second build with the same one is refused.
     pub delivery_id: Option<String>,
-    /// `pending` for a build to run, `error` for one that failed before running.
+    /// `pending` for a build to run, `blocked` for one that waits for approval, `error` for one
+    /// that failed before running.
     pub status: String,
     pub error: String,
     pub deploy_to: String,
@@ -141,6 +161,9 @@ pub struct NewStage {
     pub on_failure: bool,
     /// Step names in plan order.
     pub steps: Vec<String>,
+    /// The pipeline's `concurrency: {limit: N}`: running stages of this name in the
+    /// repository; 0 = unlimited.
+    pub concurrency: i64,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
@@ -166,6 +189,9 @@ pub struct Stage {
     pub attempts: i64,
     pub started: i64,
     pub finished: i64,
+    /// The pipeline's `concurrency: {limit: N}` (0 = unlimited), enforced by the claim.
+    #[serde(default)]
+    pub concurrency: i64,
 }
 
 impl Stage {

@@ -12,8 +12,8 @@ const INSERT_BUILD: &str = "INSERT INTO builds (repo_id, number, event, action, 
      delivery_id, created, finished, deploy_to, cron) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
      $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (repo_id, delivery_id) DO NOTHING RETURNING *";
 const INSERT_STAGE: &str = "INSERT INTO stages (build_id, number, name, kind, os, arch, labels, \
-     depends_on, on_success, on_failure, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-     $11) RETURNING id";
+     depends_on, on_success, on_failure, status, repo_id, concurrency) VALUES ($1, $2, $3, $4, \
+     $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
 const INSERT_STEP: &str =
     "INSERT INTO steps (stage_id, number, name, status) VALUES ($1, $2, $3, $4)";
 
@@ -188,7 +188,9 @@ impl Store {
                 return Ok(None);
             };
             for (i, stage) in new.stages.iter().enumerate() {
-                let initial = if stage.depends_on.is_empty() {
+                let initial = if new.status == status::BLOCKED {
+                    status::BLOCKED
+                } else if stage.depends_on.is_empty() {
                     status::PENDING
                 } else {
                     status::WAITING
@@ -207,6 +209,8 @@ impl Store {
                     .bind(stage.on_success)
                     .bind(stage.on_failure)
                     .bind(initial)
+                    .bind(new.repo_id)
+                    .bind(stage.concurrency)
                     .fetch_one(&mut *tx)
                     .await?;
                 for (n, step) in stage.steps.iter().enumerate() {

@@ -8,9 +8,19 @@
 //! The outer `WHERE` repeats the claimable condition: on PostgreSQL two concurrent claims may
 //! pick the same row in their subqueries, and the one that waits for the row lock re-checks the
 //! outer condition on the updated row and updates nothing.
+//!
+//! Concurrency limits are part of the same statement: a stage is skipped (it stays pending and
+//! is claimed when a slot frees) while its repository's `throttle` running stages are running,
+//! or while its pipeline's `concurrency: {limit: N}` stages of the same name in the repository
+//! are (Drone's `shouldThrottle` and `withinLimits`). Counting rows another claim is about to
+//! change is a race the row re-check cannot see, so claims are serialized: SQLite runs one
+//! writing statement at a time anyway, and on PostgreSQL the claim first takes a
+//! transaction-level advisory lock, after which the statement's snapshot sees every committed
+//! claim. Blocked stages (a build waiting for approval) are not `pending`, so no runner claims
+//! them.
 
 use crate::model::status;
-use crate::{Build, Stage, Store, StoreError, now_ms, with_pool};
+use crate::{Build, Pool, Stage, Store, StoreError, now_ms, with_pool};
 use std::time::Duration;
 
 /// What a runner can run.
@@ -46,10 +56,18 @@ pub enum LeaseState {
 
 const CLAIM: &str = "UPDATE stages SET status = 'running', lease_owner = $1, lease_token = $2, \
      lease_until = $3, attempts = attempts + 1, started = $4, error = '' \
-     WHERE id = (SELECT id FROM stages WHERE (status = 'pending' OR (status = 'running' AND \
-     lease_until < $5)) AND os = $6 AND arch = $7 AND labels = $8 AND (kind = $9 OR kind = $10) \
-     ORDER BY id LIMIT 1) AND (status = 'pending' OR (status = 'running' AND lease_until < $11)) \
-     RETURNING *";
+     WHERE id = (SELECT s.id FROM stages s WHERE (s.status = 'pending' OR (s.status = 'running' \
+     AND s.lease_until < $5)) AND s.os = $6 AND s.arch = $7 AND s.labels = $8 AND (s.kind = $9 \
+     OR s.kind = $10) AND NOT EXISTS (SELECT 1 FROM repos WHERE repos.id = s.repo_id AND \
+     repos.throttle > 0 AND repos.throttle <= (SELECT COUNT(*) FROM stages r WHERE r.repo_id = \
+     s.repo_id AND r.status = 'running' AND r.id <> s.id)) AND (s.concurrency = 0 OR \
+     s.concurrency > (SELECT COUNT(*) FROM stages c WHERE c.repo_id = s.repo_id AND c.name = \
+     s.name AND c.status = 'running' AND c.id <> s.id)) ORDER BY s.id LIMIT 1) AND (status = \
+     'pending' OR (status = 'running' AND lease_until < $11)) RETURNING *";
+
+/// The key of the PostgreSQL advisory lock that serializes claims (any constant works; this
+/// one spells "skiffQ").
+const CLAIM_LOCK: i64 = 0x736b_6966_6651;
 
 impl Store {
     /// Claims the oldest runnable stage for `runner`, or `None` when nothing matches. A stage
@@ -69,20 +87,37 @@ impl Store {
         for _ in 0..5 {
             let now = now_ms();
             let token = new_token();
-            let claimed: Option<Stage> = with_pool!(self, |p| sqlx::query_as::<_, Stage>(CLAIM)
-                .bind(&runner.name)
-                .bind(&token)
-                .bind(now + lease.as_millis() as i64)
-                .bind(now)
-                .bind(now)
-                .bind(&runner.os)
-                .bind(&runner.arch)
-                .bind(&runner.labels)
-                .bind(&first)
-                .bind(&second)
-                .bind(now)
-                .fetch_optional(p)
-                .await)?;
+            let lease_until = now + lease.as_millis() as i64;
+            // The same statement and parameters on either pool.
+            macro_rules! claim_query {
+                () => {
+                    sqlx::query_as::<_, Stage>(CLAIM)
+                        .bind(&runner.name)
+                        .bind(&token)
+                        .bind(lease_until)
+                        .bind(now)
+                        .bind(now)
+                        .bind(&runner.os)
+                        .bind(&runner.arch)
+                        .bind(&runner.labels)
+                        .bind(&first)
+                        .bind(&second)
+                        .bind(now)
+                };
+            }
+            let claimed: Option<Stage> = match &self.pool {
+                Pool::Sqlite(p) => claim_query!().fetch_optional(p).await?,
+                Pool::Postgres(p) => {
+                    let mut tx = p.begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(CLAIM_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                    let claimed = claim_query!().fetch_optional(&mut *tx).await?;
+                    tx.commit().await?;
+                    claimed
+                }
+            };
             if let Some(stage) = claimed {
                 if stage.attempts > 1 {
                     self.reset_stage(stage.id).await?;
@@ -100,9 +135,16 @@ impl Store {
         Ok(None)
     }
 
+    /// Whether a claim that updated nothing lost a race (something is still claimable) or
+    /// found nothing: pending stages held back by a concurrency limit do not count.
     async fn anything_claimable(&self, runner: &RunnerSpec) -> Result<bool, StoreError> {
-        const SQL: &str = "SELECT COUNT(*) FROM stages WHERE (status = 'pending' OR (status = \
-             'running' AND lease_until < $1)) AND os = $2 AND arch = $3 AND labels = $4";
+        const SQL: &str = "SELECT COUNT(*) FROM stages s WHERE (s.status = 'pending' OR \
+             (s.status = 'running' AND s.lease_until < $1)) AND s.os = $2 AND s.arch = $3 AND \
+             s.labels = $4 AND NOT EXISTS (SELECT 1 FROM repos WHERE repos.id = s.repo_id AND \
+             repos.throttle > 0 AND repos.throttle <= (SELECT COUNT(*) FROM stages r WHERE \
+             r.repo_id = s.repo_id AND r.status = 'running' AND r.id <> s.id)) AND \
+             (s.concurrency = 0 OR s.concurrency > (SELECT COUNT(*) FROM stages c WHERE \
+             c.repo_id = s.repo_id AND c.name = s.name AND c.status = 'running' AND c.id <> s.id))";
         let n: i64 = with_pool!(self, |p| sqlx::query_scalar(SQL)
             .bind(now_ms())
             .bind(&runner.os)
@@ -284,11 +326,11 @@ impl Store {
         Ok(())
     }
 
-    /// Cancels a build: stages not started are skipped, running ones marked killed (their
+    /// Cancels a build: stages not started (or blocked) are skipped, running ones marked killed (their
     /// runner sees it at its next heartbeat and stops), and the build ends `killed`.
     pub async fn cancel_build(&self, build: &Build) -> Result<(), StoreError> {
         const SKIP: &str = "UPDATE stages SET status = 'skipped', finished = $1 WHERE build_id = $2 \
-             AND status IN ('pending', 'waiting')";
+             AND status IN ('pending', 'waiting', 'blocked')";
         const KILL: &str =
             "UPDATE stages SET status = 'killed' WHERE build_id = $1 AND status = 'running'";
         with_pool!(self, |p| {

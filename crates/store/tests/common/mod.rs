@@ -65,6 +65,7 @@ pub fn stage(name: &str, deps: &[&str]) -> NewStage {
         on_success: true,
         on_failure: false,
         steps: vec!["one".into(), "two".into()],
+        concurrency: 0,
     }
 }
 
