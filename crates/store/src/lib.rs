@@ -12,11 +12,13 @@
 
 mod error;
 mod model;
+mod people;
 mod queries;
 pub mod queue;
 
 pub use error::StoreError;
 pub use model::*;
+pub use people::*;
 pub use queue::{Claim, LeaseState, RunnerSpec};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
