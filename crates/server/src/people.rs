@@ -68,6 +68,7 @@ async fn login(AxState(state): AxState<Shared>, request: Request) -> Result<Resp
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let req = if is_form {
+        same_origin(request.headers())?;
         let Form(mut req) = Form::<LoginRequest>::from_request(request, &())
             .await
             .map_err(|e| Error::BadRequest(e.body_text()))?;
@@ -115,6 +116,27 @@ async fn login(AxState(state): AxState<Shared>, request: Request) -> Result<Resp
         HeaderValue::from_str(&cookie).map_err(|e| Error::Internal(e.to_string()))?,
     );
     Ok(response)
+}
+
+/// Refuses a form post sent by another site's page (login CSRF: logging the victim's browser
+/// into the attacker's account). Browsers send `Origin` with form posts; without one (curl,
+/// old clients) the post is let through.
+fn same_origin(headers: &axum::http::HeaderMap) -> Result<(), Error> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "a login form posted from {origin} is refused (not this server's origin)"
+        )))
+    }
 }
 
 /// `POST /logout`: ends the browser session (or, called with a bearer token, revokes that

@@ -291,6 +291,33 @@ async fn browser_sessions_need_the_csrf_token_and_end_at_logout() {
         );
         assert_ne!(second, cookie, "each login is its own session");
 
+        // A login form posted from another site's page is refused.
+        let foreign = reqwest::Client::new()
+            .post(format!("{}/api/v1/login", server.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", "https://evil.example")
+            .body(format!(
+                "username=admin&password={}",
+                ADMIN_PASSWORD.replace(' ', "+")
+            ))
+            .send()
+            .await
+            .expect("form login");
+        assert_eq!(foreign.status(), 403);
+        assert!(foreign.headers().get("set-cookie").is_none());
+        let own = reqwest::Client::new()
+            .post(format!("{}/api/v1/login", server.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", &server.url)
+            .body(format!(
+                "username=admin&password={}",
+                ADMIN_PASSWORD.replace(' ', "+")
+            ))
+            .send()
+            .await
+            .expect("form login");
+        assert_eq!(own.status(), 200, "the server's own page may post the form");
+
         // Logout needs the CSRF token as well, then the cookie no longer works.
         let (status, _, _) = api.call(&no_csrf, "POST", "/api/v1/logout", None).await;
         assert_eq!(status, 403);
