@@ -1,9 +1,11 @@
 //! The HTTP surface: health and readiness, forge webhooks, and the JSON API under `/api/v1`
 //! that the CLI drives (login, repositories, builds, logs, cancel/restart, manual runs,
 //! write-only secrets). Every handler returns `Result<_, Error>`; `error.rs` turns errors into
-//! a status and `{"error": reason}`.
+//! a status and `{"error": reason}`. Every repository handler checks the caller's permission
+//! with `auth::repo_as`/`auth::require` and the `Role` its action needs; login, accounts,
+//! members, organisation secrets and runner tokens are in `people.rs`.
 
-use crate::auth::{self, Authed};
+use crate::auth::{self, Authed, Caller, Role};
 use crate::builds::{self, Event, Outcome};
 use crate::{Error, Shared, State, webhook};
 use axum::extract::{Path, Query, State as AxState};
@@ -18,7 +20,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub(crate) fn router(state: Shared) -> Router {
     let api = Router::new()
-        .route("/login", post(login))
         .route("/user", get(whoami))
         .route("/repos", get(list_repos).post(add_repo))
         .route(
@@ -80,6 +81,7 @@ pub(crate) fn router(state: Shared) -> Router {
                 .put(crate::forge::put_settings)
                 .delete(crate::forge::delete_settings),
         )
+        .merge(crate::people::router())
         .fallback(|| async { Error::NotFound("no such API endpoint".into()) });
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -127,27 +129,39 @@ async fn metrics(AxState(state): AxState<Shared>) -> Result<String, Error> {
     Ok(out)
 }
 
-#[derive(Deserialize)]
-struct LoginRequest {
-    username: String,
-    password: String,
-}
-
-async fn login(
-    AxState(state): AxState<Shared>,
-    Json(req): Json<LoginRequest>,
-) -> Result<Json<Value>, Error> {
-    let user = auth::login(&state.store, &req.username, &req.password).await?;
-    let token = auth::issue_token(&state.store, &user, "cli").await?;
-    Ok(Json(json!({ "token": token, "user": user })))
-}
-
 async fn whoami(Authed(user): Authed) -> Json<Value> {
     Json(json!(user))
 }
 
-async fn list_repos(AxState(state): AxState<Shared>, _: Authed) -> Result<Json<Vec<Repo>>, Error> {
-    Ok(Json(state.store.repos().await?))
+/// The repositories the caller may read: public ones for anyone, internal ones for any
+/// logged-in user, private ones for their owner, members and site admins.
+async fn list_repos(
+    AxState(state): AxState<Shared>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<Repo>>, Error> {
+    let all = state.store.repos().await?;
+    if caller.as_ref().is_some_and(|u| u.admin) {
+        return Ok(Json(all));
+    }
+    let mine: std::collections::HashSet<i64> = match &caller {
+        Some(user) => state
+            .store
+            .repo_roles_of(user.id)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect(),
+        None => Default::default(),
+    };
+    Ok(Json(
+        all.into_iter()
+            .filter(|r| match r.visibility.as_str() {
+                "public" => true,
+                "internal" => caller.is_some(),
+                _ => mine.contains(&r.id),
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -245,6 +259,8 @@ async fn add_repo(
             webhook_secret: secret.clone(),
         })
         .await?;
+    // Whoever adds a repository administers it.
+    state.store.set_repo_owner(repo.id, user.id).await?;
     let repo = state
         .store
         .update_repo(repo.id, &gates)
@@ -269,20 +285,12 @@ fn split_slug(slug: &str) -> Result<(&str, &str), Error> {
     }
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s != "."
         && s != ".."
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-pub(crate) async fn find_repo(state: &State, owner: &str, name: &str) -> Result<Repo, Error> {
-    state
-        .store
-        .repo(owner, name)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("repository {owner}/{name} not found")))
 }
 
 pub(crate) async fn find_build(state: &State, repo: &Repo, number: i64) -> Result<Build, Error> {
@@ -295,10 +303,12 @@ pub(crate) async fn find_build(state: &State, repo: &Repo, number: i64) -> Resul
 
 async fn repo_info(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Caller(caller): Caller,
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<Json<Repo>, Error> {
-    Ok(Json(find_repo(&state, &owner, &name).await?))
+    Ok(Json(
+        auth::repo_as(&state, &owner, &name, caller.as_ref(), Role::Read).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -309,11 +319,11 @@ struct ListQuery {
 
 async fn list_builds(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Caller(caller): Caller,
     Path((owner, name)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<Build>>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, caller.as_ref(), Role::Read).await?;
     let limit = q.limit.unwrap_or(25).clamp(1, 500);
     Ok(Json(state.store.builds(repo.id, limit).await?))
 }
@@ -334,10 +344,10 @@ pub(crate) async fn build_json(state: &State, build: &Build) -> Result<Value, Er
 
 async fn build_info(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Caller(caller): Caller,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, caller.as_ref(), Role::Read).await?;
     let build = find_build(&state, &repo, number).await?;
     Ok(Json(build_json(&state, &build).await?))
 }
@@ -355,11 +365,11 @@ struct LogQuery {
 /// Every stored line of a build, grouped by stage and step.
 async fn build_logs(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Caller(caller): Caller,
     Path((owner, name, number)): Path<(String, String, i64)>,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, caller.as_ref(), Role::Read).await?;
     let build = find_build(&state, &repo, number).await?;
     let mut out = Vec::new();
     for stage in state.store.stages(build.id).await? {
@@ -397,10 +407,10 @@ async fn build_logs(
 /// the database, so it works on any replica and after a restart.
 async fn stream_logs(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Caller(caller): Caller,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, caller.as_ref(), Role::Read).await?;
     let build = find_build(&state, &repo, number).await?;
     let follow = Follow {
         state,
@@ -472,10 +482,10 @@ impl Follow {
 
 async fn cancel_build(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     let build = find_build(&state, &repo, number).await?;
     if status::is_done(&build.status) {
         return Err(Error::Conflict(format!(
@@ -491,10 +501,10 @@ async fn cancel_build(
 
 async fn restart_build(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Result<(StatusCode, Json<Value>), Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     let old = find_build(&state, &repo, number).await?;
     let event = event_of(&old);
     let params: BTreeMap<String, String> = serde_json::from_str(&old.params).unwrap_or_default();
@@ -542,7 +552,7 @@ async fn promote_build(
     if req.target.trim().is_empty() {
         return Err(Error::BadRequest("target is empty".into()));
     }
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     let old = find_build(&state, &repo, number).await?;
     let mut event = event_of(&old);
     event.event = kind;
@@ -570,20 +580,20 @@ struct AddCron {
 
 async fn list_crons(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Caller(caller): Caller,
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, caller.as_ref(), Role::Read).await?;
     Ok(Json(json!(state.store.crons(repo.id).await?)))
 }
 
 async fn add_cron(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name)): Path<(String, String)>,
     Json(req): Json<AddCron>,
 ) -> Result<(StatusCode, Json<Value>), Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     if !valid_name(&req.name) {
         return Err(Error::BadRequest(
             "a cron name has letters, digits, '-', '_' and '.'".into(),
@@ -603,10 +613,10 @@ async fn add_cron(
 
 async fn delete_cron(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name, cron)): Path<(String, String, String)>,
 ) -> Result<StatusCode, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     if state.store.delete_cron(repo.id, &cron).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -629,7 +639,7 @@ async fn run_build(
     Path((owner, name)): Path<(String, String)>,
     Json(req): Json<RunRequest>,
 ) -> Result<(StatusCode, Json<Value>), Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     if req.branch.is_empty() || req.branch.starts_with('-') {
         return Err(Error::BadRequest("branch is empty or invalid".into()));
     }
@@ -681,11 +691,11 @@ fn secret_context(repo: &Repo, name: &str) -> String {
 
 async fn put_secret(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name)): Path<(String, String)>,
     Json(req): Json<PutSecret>,
 ) -> Result<StatusCode, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Admin).await?;
     if !valid_name(&req.name) {
         return Err(Error::BadRequest(
             "a secret name has letters, digits, '-', '_' and '.'".into(),
@@ -703,10 +713,10 @@ async fn put_secret(
 
 async fn list_secrets(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Admin).await?;
     let names: Vec<Value> = state
         .store
         .secrets(repo.id)
@@ -719,10 +729,10 @@ async fn list_secrets(
 
 async fn delete_secret(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name, secret)): Path<(String, String, String)>,
 ) -> Result<StatusCode, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Admin).await?;
     if state.store.delete_secret(repo.id, &secret).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -732,20 +742,39 @@ async fn delete_secret(
 
 /// The secrets a build may see, opened: all of them for push, tag and manual events; for pull
 /// requests only those marked `pull_request`, and from forks only if the repository allows.
+/// Organisation secrets of the repository's owner (`org/*`) are seen too, under the same rule;
+/// a repository secret of the same name shadows the organisation's, also for an event that may
+/// not see the repository's.
 pub(crate) async fn secrets_for_build(
     state: &State,
     repo: &Repo,
     build: &Build,
 ) -> Result<BTreeMap<String, String>, Error> {
     let pr = build.event == "pull_request";
+    let visible =
+        |pull_request: bool| !pr || (pull_request && (!build.fork || repo.fork_pr_secrets));
     let mut out = BTreeMap::new();
-    for row in state.store.secrets(repo.id).await? {
-        if pr && (!row.pull_request || (build.fork && !repo.fork_pr_secrets)) {
+    let rows = state.store.secrets(repo.id).await?;
+    for row in &rows {
+        if !visible(row.pull_request) {
             continue;
         }
         let plain = state
             .key
             .open(&secret_context(repo, &row.name), &row.sealed)?;
+        out.insert(
+            row.name.clone(),
+            String::from_utf8_lossy(&plain).into_owned(),
+        );
+    }
+    for row in state.store.org_secrets(&repo.owner).await? {
+        if rows.iter().any(|r| r.name == row.name) || !visible(row.pull_request) {
+            continue;
+        }
+        let plain = state.key.open(
+            &crate::people::org_secret_context(&repo.owner, &row.name),
+            &row.sealed,
+        )?;
         out.insert(row.name, String::from_utf8_lossy(&plain).into_owned());
     }
     Ok(out)

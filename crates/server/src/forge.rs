@@ -3,7 +3,7 @@
 //! returned. Set by `PUT /api/v1/repos/{o}/{n}/forge`, by the `forge*` fields of
 //! `POST /api/v1/repos`, and (kind and URL only, if nothing is set) by the first webhook.
 
-use crate::auth::Authed;
+use crate::auth::{self, Authed, Role};
 use crate::webhook::Provider;
 use crate::{Error, Shared, State};
 use axum::Json;
@@ -163,21 +163,13 @@ pub(crate) fn settings_json(settings: Option<&ForgeSettings>) -> Value {
     }
 }
 
-async fn find_repo(state: &State, owner: &str, name: &str) -> Result<Repo, Error> {
-    state
-        .store
-        .repo(owner, name)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("repository {owner}/{name} not found")))
-}
-
 /// `GET /api/v1/repos/{o}/{n}/forge`.
 pub(crate) async fn get_settings(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Read).await?;
     let settings = state.store.forge(repo.id).await?;
     Ok(Json(settings_json(settings.as_ref())))
 }
@@ -185,11 +177,11 @@ pub(crate) async fn get_settings(
 /// `PUT /api/v1/repos/{o}/{n}/forge {kind, url?, token?}`.
 pub(crate) async fn put_settings(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name)): Path<(String, String)>,
     Json(input): Json<ForgeInput>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Admin).await?;
     let settings = apply(&state, &repo, &input).await?;
     Ok(Json(settings_json(Some(&settings))))
 }
@@ -197,10 +189,10 @@ pub(crate) async fn put_settings(
 /// `DELETE /api/v1/repos/{o}/{n}/forge`: no more statuses for this repository.
 pub(crate) async fn delete_settings(
     AxState(state): AxState<Shared>,
-    _: Authed,
+    Authed(user): Authed,
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<StatusCode, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Admin).await?;
     if state.store.delete_forge(repo.id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

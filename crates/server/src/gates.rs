@@ -13,10 +13,10 @@
 //! - the repository `throttle` and the pipeline `concurrency: {limit: N}` are enforced by the
 //!   queue's claim statement (`skiff_store::queue`); here they are only settings.
 //!
-//! Who may approve, decline or change settings is decided in one place, [`require_write`].
+//! Who may approve or decline (write) and change settings (admin) is decided by `auth::repo_as`.
 
-use crate::api::{build_json, find_build, find_repo};
-use crate::auth::Authed;
+use crate::api::{build_json, find_build};
+use crate::auth::{self, Authed, Role};
 use crate::builds::Event;
 use crate::{Error, Shared, State};
 use axum::Json;
@@ -28,14 +28,6 @@ use skiff_store::{Build, Repo, RepoSettings, User};
 
 /// The values of a repository's `approval` setting.
 pub(crate) const APPROVAL_POLICIES: [&str; 4] = ["none", "forks", "pull_requests", "all"];
-
-/// Whether `user` may change `repo`: approve or decline its builds, change its settings.
-/// Today every logged-in user may (there are no roles yet); role-based access control
-/// tightens this one function.
-pub(crate) fn require_write(user: &User, repo: &Repo) -> Result<(), Error> {
-    let _ = (user, repo);
-    Ok(())
-}
 
 /// Why the repository's ignore flags drop `event`, if they do.
 pub(crate) fn ignored_event(repo: &Repo, event: &Event) -> Option<&'static str> {
@@ -103,8 +95,7 @@ pub(crate) async fn approve(
     Authed(user): Authed,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
-    require_write(&user, &repo)?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     let build = find_build(&state, &repo, number).await?;
     if !state.store.approve_build(build.id).await? {
         return Err(not_blocked(&state, &repo, number).await);
@@ -122,8 +113,7 @@ pub(crate) async fn decline(
     Authed(user): Authed,
     Path((owner, name, number)): Path<(String, String, i64)>,
 ) -> Result<Json<Value>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
-    require_write(&user, &repo)?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     let build = find_build(&state, &repo, number).await?;
     if !state.store.decline_build(build.id).await? {
         return Err(not_blocked(&state, &repo, number).await);
@@ -232,8 +222,7 @@ pub(crate) async fn update_repo(
     Path((owner, name)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Repo>, Error> {
-    let repo = find_repo(&state, &owner, &name).await?;
-    require_write(&user, &repo)?;
+    let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Admin).await?;
     let patch: SettingsPatch = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("bad repository settings: {e}")))?;
     let settings = patch.validate(&user)?;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 pub struct RemoteRunner {
     /// The server's URL.
     pub server: String,
-    /// An admin's API token.
+    /// The runner's token (`POST /api/v1/runners`), or a site admin's API token.
     pub token: String,
     /// A name for people (shown as the stage's lease owner).
     pub name: String,

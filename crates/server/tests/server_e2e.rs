@@ -257,13 +257,24 @@ async fn api_requires_auth_and_health_endpoints_answer() {
     let server = Server::start(config(dir.path()), store).await;
     let http = reqwest::Client::new();
     let resp = http
-        .get(format!("{}/api/v1/repos", server.url))
+        .get(format!("{}/api/v1/user", server.url))
         .send()
         .await
         .expect("get");
     assert_eq!(resp.status(), 401);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["error"], "authentication required");
+    // Anonymous callers list public repositories only (there are none here).
+    let resp = http
+        .get(format!("{}/api/v1/repos", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json"),
+        serde_json::json!([])
+    );
     let resp = http
         .get(format!("{}/api/v1/repos", server.url))
         .basic_auth("admin", Some("wrong"))

@@ -2,6 +2,9 @@
 //! match this host's platform, pipeline types (exec; docker when an engine answers) and labels,
 //! clones each commit itself and runs it; Ctrl-C or SIGTERM kills running steps and hands their
 //! stages back to the queue. The loop lives in `skiff_server::remote`.
+//!
+//! `skiff runner token add|ls|rm` manages per-runner tokens with the saved login (site admins):
+//! each runner gets its own token, revocable alone.
 
 use anyhow::{Context, bail};
 use skiff_server::remote::{self, RemoteRunner};
@@ -12,13 +15,21 @@ use tokio_util::sync::CancellationToken;
 
 /// Run a remote runner that claims stages from a Skiff server.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct RunnerArgs {
+    #[command(subcommand)]
+    pub command: Option<RunnerCommand>,
     /// The server's URL.
-    #[arg(long, env = "SKIFF_SERVER")]
-    pub server: String,
-    /// An admin's API token (from `skiff login`, or the API).
-    #[arg(long, env = "SKIFF_RUNNER_TOKEN", hide_env_values = true)]
-    pub token: String,
+    #[arg(long, env = "SKIFF_SERVER", required = true)]
+    pub server: Option<String>,
+    /// The runner's token (`skiff runner token add NAME`); a site admin's API token also works.
+    #[arg(
+        long,
+        env = "SKIFF_RUNNER_TOKEN",
+        hide_env_values = true,
+        required = true
+    )]
+    pub token: Option<String>,
     /// Stages run at once.
     #[arg(long, env = "SKIFF_RUNNER_CAPACITY", default_value_t = 2)]
     pub capacity: usize,
@@ -33,7 +44,37 @@ pub struct RunnerArgs {
     pub labels: Vec<String>,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum RunnerCommand {
+    /// Manage per-runner tokens on the server of the saved login (site admins).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Register a runner; its token is printed once.
+    Add {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List runners and when each last called in.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a runner's token.
+    Rm { name: String },
+}
+
 pub fn run(args: RunnerArgs) -> anyhow::Result<ExitCode> {
+    if let Some(RunnerCommand::Token(command)) = args.command {
+        return token(command);
+    }
+    let (Some(server), Some(token)) = (args.server.clone(), args.token.clone()) else {
+        bail!("give --server and --token (or SKIFF_SERVER and SKIFF_RUNNER_TOKEN)");
+    };
     let mut labels = BTreeMap::new();
     for label in &args.labels {
         let Some((k, v)) = label.split_once('=') else {
@@ -76,8 +117,8 @@ pub fn run(args: RunnerArgs) -> anyhow::Result<ExitCode> {
         });
         remote::run(
             RemoteRunner {
-                server: args.server,
-                token: args.token,
+                server,
+                token,
                 name,
                 capacity: args.capacity,
                 work_dir,
@@ -89,4 +130,55 @@ pub fn run(args: RunnerArgs) -> anyhow::Result<ExitCode> {
         .context("the runner stopped")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<ExitCode> {
+    use crate::cmd_login::{block_on, field, print_json};
+    block_on(async {
+        let client = skiff_server::client::Client::from_saved()?;
+        match command {
+            TokenCommand::Add { name, json } => {
+                let runner = client
+                    .post("/runners", serde_json::json!({ "name": name }))
+                    .await?;
+                if json {
+                    print_json(&runner);
+                } else {
+                    println!("{}", field(&runner, "token"));
+                    eprintln!(
+                        "runner {name} registered; start it with `skiff runner --server {} \
+                         --token TOKEN` (the token is shown only now)",
+                        client.server()
+                    );
+                }
+            }
+            TokenCommand::Ls { json } => {
+                let runners = client.get("/runners").await?;
+                if json {
+                    print_json(&runners);
+                } else {
+                    for r in runners.as_array().into_iter().flatten() {
+                        let seen = match r["last_seen"].as_i64() {
+                            Some(ms) if ms > 0 => format!("last seen {}s ago", seconds_since(ms)),
+                            _ => "never seen".into(),
+                        };
+                        println!("{}\t{seen}", field(r, "name"));
+                    }
+                }
+            }
+            TokenCommand::Rm { name } => {
+                client.delete(&format!("/runners/{name}")).await?;
+                eprintln!("runner {name} revoked");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn seconds_since(ms: i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(ms);
+    (now - ms).max(0) / 1000
 }

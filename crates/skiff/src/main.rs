@@ -13,6 +13,7 @@ mod cmd_repo;
 mod cmd_runner;
 mod cmd_secret;
 mod cmd_server;
+mod cmd_user;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -43,8 +44,10 @@ enum Command {
     Secret(cmd_secret::SecretArgs),
     /// Manage cron schedules of a repository.
     Cron(cmd_cron::CronArgs),
-    /// Run a remote runner that claims stages from a Skiff server.
+    /// Run a remote runner that claims stages from a Skiff server; manage runner tokens.
     Runner(cmd_runner::RunnerArgs),
+    /// Add, list, change and remove user accounts on a Skiff server.
+    User(cmd_user::UserArgs),
     /// Deploy a manifest set to Kubernetes as a named app: diff, ordered apply, wait, prune.
     Deploy(cmd_deploy::DeployArgs),
     /// Resolve image references in manifests to digests and write a lock file.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Secret(args) => cmd_secret::run(args),
         Command::Cron(args) => cmd_cron::run(args),
         Command::Runner(args) => cmd_runner::run(args),
+        Command::User(args) => cmd_user::run(args),
         Command::Deploy(args) => cmd_deploy::run(args),
         Command::Lock(args) => cmd_lock::run(args),
     };

@@ -14,6 +14,7 @@ mod error;
 mod forge;
 mod gates;
 mod model;
+mod people;
 mod queries;
 pub mod queue;
 
@@ -21,6 +22,7 @@ pub use error::StoreError;
 pub use forge::{ForgeSettings, report_rank};
 pub use gates::RepoSettings;
 pub use model::*;
+pub use people::*;
 pub use queue::{Claim, LeaseState, RunnerSpec};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -36,6 +36,8 @@ pub struct User {
     pub password_hash: String,
     pub admin: bool,
     pub created: i64,
+    /// A disabled account keeps its row but cannot log in or use its tokens.
+    pub active: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
