@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub(crate) fn router(state: Shared) -> Router {
     let api = Router::new()
+        .route("/openapi.json", get(crate::openapi::json))
+        .route("/openapi.yaml", get(crate::openapi::yaml))
         .route("/login", post(login))
         .route("/user", get(whoami))
         .route("/repos", get(list_repos).post(add_repo))
@@ -74,10 +76,17 @@ pub(crate) fn router(state: Shared) -> Router {
         .nest("/api/v1", api)
         .nest("/rpc/v1", crate::rpc::router())
         .with_state(state)
+        .layer(axum::middleware::map_response(
+            crate::error::json_client_errors,
+        ))
 }
 
 async fn ready(AxState(state): AxState<Shared>) -> Result<&'static str, Error> {
-    state.store.ping().await?;
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| Error::Unavailable(format!("the database does not answer: {e}")))?;
     Ok("ready")
 }
 
@@ -164,6 +173,14 @@ async fn add_repo(
     if req.git_url.trim().is_empty() {
         return Err(Error::BadRequest("git_url is empty".into()));
     }
+    for (field, value) in [
+        ("git_url", Some(&req.git_url)),
+        ("config_path", req.config_path.as_ref()),
+        ("default_branch", req.default_branch.as_ref()),
+        ("webhook_secret", req.webhook_secret.as_ref()),
+    ] {
+        no_nul(field, value.map_or("", String::as_str))?;
+    }
     if req.trusted && !user.admin {
         return Err(Error::Forbidden(
             "only an admin can mark a repository trusted".into(),
@@ -212,6 +229,16 @@ fn split_slug(slug: &str) -> Result<(&str, &str), Error> {
     }
 }
 
+/// PostgreSQL cannot store a NUL character in text, and no field needs one.
+fn no_nul(field: &str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::BadRequest(format!(
+            "{field} contains a NUL character"
+        )));
+    }
+    Ok(())
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s != "."
@@ -221,6 +248,12 @@ fn valid_name(s: &str) -> bool {
 }
 
 async fn find_repo(state: &State, owner: &str, name: &str) -> Result<Repo, Error> {
+    // A name no repository can have is not looked up (PostgreSQL refuses a NUL in text).
+    if !valid_name(owner) || !valid_name(name) {
+        return Err(Error::NotFound(format!(
+            "repository {owner}/{name} not found"
+        )));
+    }
     state
         .store
         .repo(owner, name)
@@ -484,6 +517,7 @@ async fn promote_build(
     if req.target.trim().is_empty() {
         return Err(Error::BadRequest("target is empty".into()));
     }
+    no_nul("target", &req.target)?;
     let repo = find_repo(&state, &owner, &name).await?;
     let old = find_build(&state, &repo, number).await?;
     let mut event = event_of(&old);
@@ -531,6 +565,7 @@ async fn add_cron(
             "a cron name has letters, digits, '-', '_' and '.'".into(),
         ));
     }
+    no_nul("branch", req.branch.as_deref().unwrap_or(""))?;
     let next = crate::cron::next_run(&req.expr, skiff_store::now_ms())?;
     let branch = req
         .branch
@@ -549,7 +584,7 @@ async fn delete_cron(
     Path((owner, name, cron)): Path<(String, String, String)>,
 ) -> Result<StatusCode, Error> {
     let repo = find_repo(&state, &owner, &name).await?;
-    if state.store.delete_cron(repo.id, &cron).await? {
+    if valid_name(&cron) && state.store.delete_cron(repo.id, &cron).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound(format!("cron job `{cron}` not found")))
@@ -665,7 +700,7 @@ async fn delete_secret(
     Path((owner, name, secret)): Path<(String, String, String)>,
 ) -> Result<StatusCode, Error> {
     let repo = find_repo(&state, &owner, &name).await?;
-    if state.store.delete_secret(repo.id, &secret).await? {
+    if valid_name(&secret) && state.store.delete_secret(repo.id, &secret).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound(format!("secret `{secret}` not found")))

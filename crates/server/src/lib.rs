@@ -29,6 +29,7 @@ mod cron;
 mod crypto;
 mod error;
 mod git;
+mod openapi;
 pub mod remote;
 mod rpc;
 mod runner;
