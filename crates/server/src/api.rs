@@ -615,7 +615,13 @@ async fn run_build(
         .git
         .resolve(&repo, &git_ref)
         .await
-        .map_err(|e| Error::BadRequest(format!("cannot find branch `{}`: {e}", req.branch)))?;
+        .map_err(|e| match e {
+            // The fetch worked; the ref is not there.
+            Error::Git { action, .. } if action == "rev-parse" => {
+                Error::NotFound(format!("no branch `{}` in {}", req.branch, repo.git_url))
+            }
+            e => Error::BadRequest(format!("cannot find branch `{}`: {e}", req.branch)),
+        })?;
     let event = Event {
         event: "custom".into(),
         git_ref,

@@ -277,6 +277,9 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
             .await;
         assert_eq!(status, 204, "{body}");
 
+        // Bounded and deterministic by default; SKIFF_SCHEMATHESIS_EXAMPLES / _SEED explore more.
+        let examples = std::env::var("SKIFF_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "25".into());
+        let seed = std::env::var("SKIFF_SCHEMATHESIS_SEED").unwrap_or_else(|_| "4".into());
         let work = dir.path().join("schemathesis");
         std::fs::create_dir_all(&work).expect("mkdir");
         let output = tokio::process::Command::new(&fuzzer)
@@ -290,10 +293,20 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
             .args([
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,\
-                 response_schema_conformance,response_headers_conformance",
+                 response_schema_conformance,response_headers_conformance,\
+                 negative_data_rejection,positive_data_acceptance,missing_required_header,\
+                 unsupported_method,allow_header_conformance,ignored_auth,use_after_free,\
+                 ensure_resource_availability",
             ])
-            .args(["--phases", "examples,coverage,fuzzing"])
-            .args(["--max-examples", "25", "--seed", "4", "--workers", "1"])
+            .args(["--phases", "examples,coverage,fuzzing,stateful"])
+            .args([
+                "--max-examples",
+                &examples,
+                "--seed",
+                &seed,
+                "--workers",
+                "1",
+            ])
             .args(["--request-timeout", "60", "--generation-database", "none"])
             .args(["--no-color", "--suppress-health-check", "all"])
             .args(["--report", "junit", "--report-junit-path", "junit.xml"])
