@@ -46,8 +46,12 @@ pub(crate) fn router(state: Shared) -> Router {
             get(stream_logs),
         )
         .route(
-            "/repos/{owner}/{name}/builds/{number}/{kind}",
-            post(promote_build),
+            "/repos/{owner}/{name}/builds/{number}/promote",
+            post(promote),
+        )
+        .route(
+            "/repos/{owner}/{name}/builds/{number}/rollback",
+            post(rollback),
         )
         .route(
             "/repos/{owner}/{name}/crons",
@@ -503,17 +507,33 @@ struct PromoteRequest {
     params: BTreeMap<String, String>,
 }
 
+async fn promote(
+    state: AxState<Shared>,
+    user: Authed,
+    path: Path<(String, String, i64)>,
+    req: Json<PromoteRequest>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    promote_build(state, user, path, req, "promote").await
+}
+
+async fn rollback(
+    state: AxState<Shared>,
+    user: Authed,
+    path: Path<(String, String, i64)>,
+    req: Json<PromoteRequest>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    promote_build(state, user, path, req, "rollback").await
+}
+
 /// `promote` (or `rollback`) of a build's commit to a target: a new build whose pipelines
 /// match `trigger: {event: promote, target: …}` and see `DRONE_DEPLOY_TO`.
 async fn promote_build(
     AxState(state): AxState<Shared>,
     Authed(user): Authed,
-    Path((owner, name, number, kind)): Path<(String, String, i64, String)>,
+    Path((owner, name, number)): Path<(String, String, i64)>,
     Json(req): Json<PromoteRequest>,
+    kind: &str,
 ) -> Result<(StatusCode, Json<Value>), Error> {
-    if kind != "promote" && kind != "rollback" {
-        return Err(Error::NotFound("no such API endpoint".into()));
-    }
     if req.target.trim().is_empty() {
         return Err(Error::BadRequest("target is empty".into()));
     }
@@ -521,7 +541,7 @@ async fn promote_build(
     let repo = find_repo(&state, &owner, &name).await?;
     let old = find_build(&state, &repo, number).await?;
     let mut event = event_of(&old);
-    event.event = kind;
+    event.event = kind.into();
     event.action = String::new();
     event.deploy_to = req.target;
     event.cron = String::new();

@@ -8,6 +8,7 @@ mod common;
 
 use common::{Client, GitRepo, Server, config, databases, open_store};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 const PIPELINE: &str = "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: hello\n  commands:\n  - echo hello from the fuzzed server\n";
@@ -282,22 +283,37 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         let seed = std::env::var("SKIFF_SCHEMATHESIS_SEED").unwrap_or_else(|_| "4".into());
         let work = dir.path().join("schemathesis");
         std::fs::create_dir_all(&work).expect("mkdir");
+        // Every check but object_level_authorization (one user). Until the operations documented
+        // ahead of their branches are routed, their paths answer an `Allow` without them.
+        let mut checks = vec![
+            "not_a_server_error",
+            "status_code_conformance",
+            "content_type_conformance",
+            "response_schema_conformance",
+            "response_headers_conformance",
+            "negative_data_rejection",
+            "positive_data_acceptance",
+            "missing_required_header",
+            "unsupported_method",
+            "ignored_auth",
+            "use_after_free",
+            "ensure_resource_availability",
+        ];
+        if not_yet_routed().is_empty() {
+            checks.push("allow_header_conformance");
+        }
+        let checks = checks.join(",");
+        let config_file = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
         let output = tokio::process::Command::new(&fuzzer)
             .current_dir(&work)
+            .args(["--config-file", config_file])
             .args(["run", &format!("{}/api/v1/openapi.json", server.url)])
             .args(["--url", &server.url])
             .args([
                 "--header",
                 &format!("Authorization: Bearer {}", client.token),
             ])
-            .args([
-                "--checks",
-                "not_a_server_error,status_code_conformance,content_type_conformance,\
-                 response_schema_conformance,response_headers_conformance,\
-                 negative_data_rejection,positive_data_acceptance,missing_required_header,\
-                 unsupported_method,allow_header_conformance,ignored_auth,use_after_free,\
-                 ensure_resource_availability",
-            ])
+            .args(["--checks", &checks])
             .args(["--phases", "examples,coverage,fuzzing,stateful"])
             .args([
                 "--max-examples",
@@ -310,6 +326,11 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
             .args(["--request-timeout", "60", "--generation-database", "none"])
             .args(["--no-color", "--suppress-health-check", "all"])
             .args(["--report", "junit", "--report-junit-path", "junit.xml"])
+            .args(
+                not_yet_routed()
+                    .iter()
+                    .flat_map(|(_, _, id)| ["--exclude-operation-id".to_string(), id.clone()]),
+            )
             .output()
             .await
             .expect("run schemathesis");
@@ -333,7 +354,10 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         for (path, item) in doc["paths"].as_object().expect("paths") {
             for method in item.as_object().expect("path item").keys() {
                 let label = format!("{} {path}", method.to_uppercase());
-                if method == "parameters" || label == "GET /api/v1/openapi.json" {
+                let routed = !not_yet_routed()
+                    .iter()
+                    .any(|(m, p, _)| m == method && p == path);
+                if method == "parameters" || label == "GET /api/v1/openapi.json" || !routed {
                     continue;
                 }
                 assert!(
@@ -344,4 +368,191 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         }
         server.stop().await;
     }
+}
+
+// ---- the document against the router ----
+
+/// `(method, path, operationId)` of every operation in `src/openapi.yaml`.
+fn documented_operations() -> Vec<(String, String, String)> {
+    let doc: Value =
+        serde_saphyr::from_str(include_str!("../src/openapi.yaml")).expect("openapi.yaml parses");
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if method == "parameters" {
+                continue;
+            }
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            out.push((method.clone(), path.clone(), id.to_string()));
+        }
+    }
+    out
+}
+
+/// Documented operations no route of this tree serves.
+fn not_yet_routed() -> Vec<(String, String, String)> {
+    let routes = declared_routes();
+    documented_operations()
+        .into_iter()
+        .filter(|(m, d, _)| {
+            !routes
+                .iter()
+                .any(|(method, r)| m == method && covers(r, &normalize(d)))
+        })
+        .collect()
+}
+
+/// The routes the router source declares, as (METHOD, full path) with every parameter
+/// written `{}`. Reads every `.route(PATH, get(…).post(…))` call of the modules that build
+/// the public router (all but `rpc.rs`, the runner protocol, which is not documented).
+/// Paths under `/healthz`, `/readyz`, `/metrics` and `/hook/` are top-level; the rest are
+/// nested under `/api/v1`.
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+    let mut routes = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("read src") {
+        let path = entry.expect("entry").path();
+        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !file.ends_with(".rs") || file == "rpc.rs" {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("read source");
+        for (route, methods) in routes_in(&source) {
+            let top_level = ["/healthz", "/readyz", "/metrics", "/hook/"]
+                .iter()
+                .any(|p| route.starts_with(p));
+            let full = if top_level {
+                route
+            } else {
+                format!("/api/v1{route}")
+            };
+            for method in methods {
+                routes.insert((method, normalize(&full)));
+            }
+        }
+    }
+    routes
+}
+
+/// `(path, methods)` of each `.route(` call in `source`.
+fn routes_in(source: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut rest = source;
+    while let Some(at) = rest.find(".route(") {
+        rest = &rest[at + ".route(".len()..];
+        let args = rest.trim_start();
+        let Some(literal) = args.strip_prefix('"') else {
+            continue;
+        };
+        let Some(end) = literal.find('"') else {
+            break;
+        };
+        let path = literal[..end].to_string();
+        // The method routers: up to the `)` that closes `.route(`.
+        let mut depth = 1;
+        let mut close = literal.len();
+        for (i, c) in literal[end..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = end + i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let handlers = &literal[end..close];
+        let methods: Vec<String> = ["get", "post", "put", "patch", "delete"]
+            .iter()
+            .filter(|m| {
+                handlers
+                    .match_indices(&format!("{m}("))
+                    .any(|(i, _)| i == 0 || !is_ident(handlers[..i].chars().last()))
+            })
+            .map(|m| m.to_string())
+            .collect();
+        assert!(
+            !methods.is_empty(),
+            "cannot tell the methods of route {path}: {handlers}"
+        );
+        out.push((path, methods));
+    }
+    out
+}
+
+fn is_ident(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn normalize(path: &str) -> String {
+    path.split('/')
+        .map(|s| if s.starts_with('{') { "{}" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether a router path (`{}` matches any one segment) covers a documented path.
+fn covers(route: &str, documented: &str) -> bool {
+    let (r, d): (Vec<_>, Vec<_>) = (route.split('/').collect(), documented.split('/').collect());
+    r.len() == d.len() && r.iter().zip(&d).all(|(r, d)| r == d || *r == "{}")
+}
+
+/// The lead merges routes from several branches: this names every one the document lacks.
+#[test]
+fn every_route_of_the_router_is_documented() {
+    let documented: BTreeSet<(String, String)> = documented_operations()
+        .into_iter()
+        .map(|(method, path, _)| (method, normalize(&path)))
+        .collect();
+    let routes = declared_routes();
+    assert!(
+        routes.contains(&("post".into(), "/api/v1/repos".into())),
+        "the route scan found {routes:?}"
+    );
+    let missing: Vec<String> = routes
+        .iter()
+        .filter(|(method, route)| {
+            !documented
+                .iter()
+                .any(|(m, d)| m == method && covers(route, d))
+        })
+        .map(|(method, route)| format!("{} {route}", method.to_uppercase()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from crates/server/src/openapi.yaml:\n  {}",
+        missing.join("\n  ")
+    );
+    // Operations documented ahead of the branches that add them (the lead merges several
+    // branches): not fuzzed until routed, and named here so a typo does not hide.
+    for (method, path, _) in not_yet_routed() {
+        eprintln!("documented, not routed in this tree: {method} {path}");
+    }
+}
+
+#[test]
+fn the_route_scan_reads_multi_line_routes_and_method_chains() {
+    let source = r#"
+        Router::new()
+            .route("/a", get(x))
+            .route(
+                "/b/{id}",
+                get(list).post(add),
+            )
+            .route("/c/{id}", axum::routing::delete(remove).patch(update_targets))
+    "#;
+    let found = routes_in(source);
+    assert_eq!(
+        found,
+        vec![
+            ("/a".to_string(), vec!["get".to_string()]),
+            ("/b/{id}".into(), vec!["get".into(), "post".into()]),
+            ("/c/{id}".into(), vec!["patch".into(), "delete".into()]),
+        ]
+    );
 }
