@@ -20,6 +20,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub(crate) fn router(state: Shared) -> Router {
     let api = Router::new()
+        .route("/openapi.json", get(crate::openapi::json))
+        .route("/openapi.yaml", get(crate::openapi::yaml))
         .route("/user", get(whoami))
         .route("/repos", get(list_repos).post(add_repo))
         .route(
@@ -56,8 +58,12 @@ pub(crate) fn router(state: Shared) -> Router {
             get(stream_logs),
         )
         .route(
-            "/repos/{owner}/{name}/builds/{number}/{kind}",
-            post(promote_build),
+            "/repos/{owner}/{name}/builds/{number}/promote",
+            post(promote),
+        )
+        .route(
+            "/repos/{owner}/{name}/builds/{number}/rollback",
+            post(rollback),
         )
         .route(
             "/repos/{owner}/{name}/crons",
@@ -93,10 +99,17 @@ pub(crate) fn router(state: Shared) -> Router {
         .nest("/api/v1", api)
         .nest("/rpc/v1", crate::rpc::router())
         .with_state(state)
+        .layer(axum::middleware::map_response(
+            crate::error::json_client_errors,
+        ))
 }
 
 async fn ready(AxState(state): AxState<Shared>) -> Result<&'static str, Error> {
-    state.store.ping().await?;
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| Error::Unavailable(format!("the database does not answer: {e}")))?;
     Ok("ready")
 }
 
@@ -215,6 +228,14 @@ async fn add_repo(
     if req.git_url.trim().is_empty() {
         return Err(Error::BadRequest("git_url is empty".into()));
     }
+    for (field, value) in [
+        ("git_url", Some(&req.git_url)),
+        ("config_path", req.config_path.as_ref()),
+        ("default_branch", req.default_branch.as_ref()),
+        ("webhook_secret", req.webhook_secret.as_ref()),
+    ] {
+        no_nul(field, value.map_or("", String::as_str))?;
+    }
     if req.trusted && !user.admin {
         return Err(Error::Forbidden(
             "only an admin can mark a repository trusted".into(),
@@ -283,6 +304,16 @@ fn split_slug(slug: &str) -> Result<(&str, &str), Error> {
             "`{slug}` is not OWNER/NAME (letters, digits, '-', '_', '.')"
         ))),
     }
+}
+
+/// PostgreSQL cannot store a NUL character in text, and no field needs one.
+fn no_nul(field: &str, value: &str) -> Result<(), Error> {
+    if value.contains('\0') {
+        return Err(Error::BadRequest(format!(
+            "{field} contains a NUL character"
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn valid_name(s: &str) -> bool {
@@ -538,24 +569,41 @@ struct PromoteRequest {
     params: BTreeMap<String, String>,
 }
 
+async fn promote(
+    state: AxState<Shared>,
+    user: Authed,
+    path: Path<(String, String, i64)>,
+    req: Json<PromoteRequest>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    promote_build(state, user, path, req, "promote").await
+}
+
+async fn rollback(
+    state: AxState<Shared>,
+    user: Authed,
+    path: Path<(String, String, i64)>,
+    req: Json<PromoteRequest>,
+) -> Result<(StatusCode, Json<Value>), Error> {
+    promote_build(state, user, path, req, "rollback").await
+}
+
 /// `promote` (or `rollback`) of a build's commit to a target: a new build whose pipelines
 /// match `trigger: {event: promote, target: …}` and see `DRONE_DEPLOY_TO`.
 async fn promote_build(
     AxState(state): AxState<Shared>,
     Authed(user): Authed,
-    Path((owner, name, number, kind)): Path<(String, String, i64, String)>,
+    Path((owner, name, number)): Path<(String, String, i64)>,
     Json(req): Json<PromoteRequest>,
+    kind: &str,
 ) -> Result<(StatusCode, Json<Value>), Error> {
-    if kind != "promote" && kind != "rollback" {
-        return Err(Error::NotFound("no such API endpoint".into()));
-    }
     if req.target.trim().is_empty() {
         return Err(Error::BadRequest("target is empty".into()));
     }
+    no_nul("target", &req.target)?;
     let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
     let old = find_build(&state, &repo, number).await?;
     let mut event = event_of(&old);
-    event.event = kind;
+    event.event = kind.into();
     event.action = String::new();
     event.deploy_to = req.target;
     event.cron = String::new();
@@ -599,6 +647,7 @@ async fn add_cron(
             "a cron name has letters, digits, '-', '_' and '.'".into(),
         ));
     }
+    no_nul("branch", req.branch.as_deref().unwrap_or(""))?;
     let next = crate::cron::next_run(&req.expr, skiff_store::now_ms())?;
     let branch = req
         .branch
@@ -617,7 +666,7 @@ async fn delete_cron(
     Path((owner, name, cron)): Path<(String, String, String)>,
 ) -> Result<StatusCode, Error> {
     let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Write).await?;
-    if state.store.delete_cron(repo.id, &cron).await? {
+    if valid_name(&cron) && state.store.delete_cron(repo.id, &cron).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound(format!("cron job `{cron}` not found")))
@@ -648,7 +697,13 @@ async fn run_build(
         .git
         .resolve(&repo, &git_ref)
         .await
-        .map_err(|e| Error::BadRequest(format!("cannot find branch `{}`: {e}", req.branch)))?;
+        .map_err(|e| match e {
+            // The fetch worked; the ref is not there.
+            Error::Git { action, .. } if action == "rev-parse" => {
+                Error::NotFound(format!("no branch `{}` in {}", req.branch, repo.git_url))
+            }
+            e => Error::BadRequest(format!("cannot find branch `{}`: {e}", req.branch)),
+        })?;
     let event = Event {
         event: "custom".into(),
         git_ref,
@@ -733,7 +788,7 @@ async fn delete_secret(
     Path((owner, name, secret)): Path<(String, String, String)>,
 ) -> Result<StatusCode, Error> {
     let repo = auth::repo_as(&state, &owner, &name, Some(&user), Role::Admin).await?;
-    if state.store.delete_secret(repo.id, &secret).await? {
+    if valid_name(&secret) && state.store.delete_secret(repo.id, &secret).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::NotFound(format!("secret `{secret}` not found")))

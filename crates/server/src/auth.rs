@@ -71,6 +71,10 @@ pub(crate) async fn bootstrap_admin(store: &Store, password: Option<&str>) -> Re
 /// Checks a login and password.
 pub(crate) async fn login(store: &Store, user: &str, password: &str) -> Result<User, Error> {
     let denied = || Error::Unauthorized("wrong user or password".into());
+    // No login has a NUL character (and PostgreSQL cannot compare text with one).
+    if user.contains('\0') {
+        return Err(denied());
+    }
     let Some(found) = store.user_by_login(user).await? else {
         return Err(denied());
     };
@@ -349,6 +353,10 @@ pub(crate) async fn repo_as(
     caller: Option<&User>,
     needed: Role,
 ) -> Result<Repo, Error> {
+    // A name no repository can have is not looked up (PostgreSQL refuses a NUL in text).
+    if !crate::api::valid_name(owner) || !crate::api::valid_name(name) {
+        return Err(not_found(owner, name));
+    }
     let repo = state
         .store
         .repo(owner, name)

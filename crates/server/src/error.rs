@@ -1,7 +1,8 @@
 //! The server's one error type and the one place it becomes HTTP: a status and
 //! `{"error": reason}`.
 
-use axum::http::StatusCode;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::path::PathBuf;
 
@@ -31,6 +32,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A dependency (the database) does not answer: 503, so a load balancer looks elsewhere.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -48,6 +52,7 @@ impl Error {
                 StatusCode::CONFLICT
             }
             Error::Git { .. } => StatusCode::BAD_GATEWAY,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -72,4 +77,39 @@ impl IntoResponse for Error {
         }
         response
     }
+}
+
+/// Makes every client error of the router `{"error": reason}`, like the handlers' own: axum's
+/// rejections (a path, query or body that does not parse, a missing `Content-Type`, 405 for a
+/// method the route lacks) answer plain text or nothing. Status and headers are kept.
+pub(crate) async fn json_client_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Rejection texts are short; a longer body is cut rather than buffered whole.
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let reason = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("client error")
+            .to_lowercase()
+    } else {
+        text
+    };
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({ "error": reason }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }

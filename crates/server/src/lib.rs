@@ -32,6 +32,7 @@ mod error;
 mod forge;
 mod gates;
 mod git;
+mod openapi;
 mod people;
 pub mod remote;
 mod rpc;

@@ -89,6 +89,12 @@ async fn receive(
     let (owner, name) = slug
         .split_once('/')
         .ok_or_else(|| Error::BadRequest("the payload names no repository".into()))?;
+    // PostgreSQL cannot compare text with a NUL character; no repository name has one.
+    if slug.contains('\0') {
+        return Err(Error::NotFound(format!(
+            "repository {slug} is not added to Skiff"
+        )));
+    }
     let repo = state
         .store
         .repo(owner, name)
