@@ -82,6 +82,7 @@ pub fn run(args: RunnerArgs) -> anyhow::Result<ExitCode> {
                 capacity: args.capacity,
                 work_dir,
                 labels,
+                builtins: crate::cmd_exec::builtin_steps(),
             },
             stop,
         )

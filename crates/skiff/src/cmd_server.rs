@@ -41,6 +41,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.database_url = args.database_url.filter(|url| !url.is_empty());
     config.admin_password = registry_config.admin_password.clone();
     config.runner = !args.no_runner;
+    config.builtins = crate::cmd_exec::builtin_steps();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.serve.addr).await?;
