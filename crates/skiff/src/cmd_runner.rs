@@ -1,7 +1,8 @@
 //! `skiff runner`: a remote runner on this host. It long-polls a Skiff server for stages that
 //! match this host's platform, pipeline types (exec; docker when an engine answers) and labels,
-//! clones each commit itself and runs it; Ctrl-C or SIGTERM kills running steps and hands their
-//! stages back to the queue. The loop lives in `skiff_server::remote`.
+//! clones each commit itself and runs it, with the same built-in plugins as `skiff exec`
+//! (`skiff/deploy`); Ctrl-C or SIGTERM kills running steps and hands their stages back to the
+//! queue. The loop lives in `skiff_server::remote`.
 
 use anyhow::{Context, bail};
 use skiff_server::remote::{self, RemoteRunner};

@@ -2,7 +2,8 @@
 //! from `skiff-server` (webhooks, `/api/v1`, the durable queue, the in-process runner, `/rpc/v1`
 //! for remote runners) and the OCI registry from `skiff-registry` at `/v2/`. Both keep their
 //! files in the same data directory, and registry logins are checked against the server's
-//! accounts, so there is one admin and no open registry.
+//! accounts, so there is one admin and no open registry. The in-process runner gets the same
+//! built-in plugins as `skiff exec` (`skiff/deploy`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
