@@ -98,9 +98,28 @@ impl BuiltinLog {
     }
 }
 
-/// The registered built-ins of a build.
+/// A set of built-in plugins, as a binary registers them: `skiff exec` for its build, and the
+/// server's runners (in-process and `skiff runner`) for every stage they run. Cheap to clone.
 #[derive(Clone, Default)]
-pub(crate) struct Builtins(pub(crate) Vec<Arc<dyn BuiltinStep>>);
+pub struct Builtins(pub(crate) Vec<Arc<dyn BuiltinStep>>);
+
+impl From<Vec<Arc<dyn BuiltinStep>>> for Builtins {
+    fn from(steps: Vec<Arc<dyn BuiltinStep>>) -> Self {
+        Builtins(steps)
+    }
+}
+
+/// A list of one kind of built-in (`vec![Arc::new(MyStep)]`).
+impl<T: BuiltinStep + 'static> From<Vec<Arc<T>>> for Builtins {
+    fn from(steps: Vec<Arc<T>>) -> Self {
+        Builtins(
+            steps
+                .into_iter()
+                .map(|s| s as Arc<dyn BuiltinStep>)
+                .collect(),
+        )
+    }
+}
 
 impl Builtins {
     /// The built-in that handles `image`, if any.

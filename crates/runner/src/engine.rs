@@ -127,8 +127,8 @@ impl Prepared {
 
     /// Registers built-in plugins (see [`crate::builtin`]): a step whose `image` one of them
     /// matches runs in this process instead of on the backend.
-    pub fn with_builtins(mut self, builtins: Vec<Arc<dyn BuiltinStep>>) -> Self {
-        self.builtins = Builtins(builtins);
+    pub fn with_builtins(mut self, builtins: impl Into<Builtins>) -> Self {
+        self.builtins = builtins.into();
         let builtins = &self.builtins;
         self.build.steps = self
             .steps
@@ -473,10 +473,13 @@ pub async fn execute(
         }
         None => {
             let cleanup = backend.teardown().await;
-            let steps = all_steps
+            let steps: Vec<StepReport> = all_steps
                 .iter()
                 .map(|s| never_ran(s, Status::Skipped))
                 .collect();
+            for report in &steps {
+                sink.step_finished(report);
+            }
             return Ok(BuildReport {
                 pipeline: build.pipeline.clone(),
                 build_id: build.id.clone(),
@@ -533,7 +536,9 @@ pub async fn execute(
                         RunPolicy::Always => true,
                     };
                 if !runs {
-                    slots[i] = Slot::Done(never_ran(spec, Status::Skipped));
+                    let report = never_ran(spec, Status::Skipped);
+                    sink.step_finished(&report);
+                    slots[i] = Slot::Done(report);
                     continue;
                 }
                 let mut spec = spec.clone();
@@ -551,6 +556,8 @@ pub async fn execute(
                 let builtin = builtins.find(spec.step.image.as_deref());
                 let workspace = host_workspace.clone();
                 let unknown_plugin = builtin.is_none() && exec_plugin(backend_kind, &spec);
+                // Before the task exists, so that the start comes before the step's first line.
+                sink.step_started(&spec.step.name, spec.number);
                 let handle = tasks.spawn(async move {
                     let exit = match builtin {
                         Some(builtin) => run_builtin(builtin, spec, log, token, workspace).await,
@@ -623,7 +630,7 @@ pub async fn execute(
                     duration_ms = began.elapsed().as_millis() as u64,
                     "step finished"
                 );
-                slots[i] = Slot::Done(StepReport {
+                let report = StepReport {
                     name: spec.step.name.clone(),
                     number: spec.number,
                     is_service: spec.step.is_service,
@@ -632,7 +639,9 @@ pub async fn execute(
                     duration: began.elapsed(),
                     ignored,
                     error,
-                });
+                };
+                sink.step_finished(&report);
+                slots[i] = Slot::Done(report);
             }
             _ = cancel.cancelled(), if !cancelled => {
                 cancelled = true;
@@ -648,7 +657,11 @@ pub async fn execute(
         .zip(specs)
         .map(|(slot, spec)| match slot {
             Slot::Done(report) => report,
-            _ => never_ran(spec, Status::Skipped),
+            _ => {
+                let report = never_ran(spec, Status::Skipped);
+                sink.step_finished(&report);
+                report
+            }
         })
         .collect();
     let status = if cancelled {

@@ -19,7 +19,7 @@ pub mod mask;
 pub mod script;
 
 pub use backend::{Backend, BuildSpec, RegistryAuth, StepExit, StepSpec};
-pub use builtin::{BuiltinContext, BuiltinFuture, BuiltinLog, BuiltinStep};
+pub use builtin::{BuiltinContext, BuiltinFuture, BuiltinLog, BuiltinStep, Builtins};
 pub use engine::{BuildReport, Prepared, RunOptions, Status, StepReport, execute, prepare};
 pub use error::RunnerError;
 pub use log::{LogLine, LogSink, MemorySink, NullSink, StepLog};

@@ -2,6 +2,7 @@
 //! numbered from 0 like Drone's log lines (ci.md §2.14), then go to a [`LogSink`]
 //! (the console for `skiff exec`, later the live log of the server).
 
+use crate::engine::StepReport;
 use crate::mask::{LineSplitter, Masker};
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,9 +22,18 @@ pub struct LogLine {
     pub time: u64,
 }
 
-/// Where log lines go. Called from many tasks at once; keep it quick.
+/// Where a run's output goes: log lines, and (for sinks that care, like the server's live
+/// step status) when each step starts and how it ended. Called from many tasks at once; keep
+/// it quick.
 pub trait LogSink: Send + Sync {
     fn line(&self, line: LogLine);
+
+    /// The step `number` (1-based, plan order) named `step` started; its lines follow.
+    fn step_started(&self, _step: &str, _number: usize) {}
+
+    /// A step's outcome is known: it ended (after its last line), or it will not run. Called
+    /// once for every step of the plan, whether or not it started.
+    fn step_finished(&self, _report: &StepReport) {}
 }
 
 /// A sink that forgets everything (benchmarks, tests that do not look at logs).

@@ -633,3 +633,72 @@ async fn plugin_step_in_exec_pipeline_needs_a_builtin() {
     );
     assert_eq!(fake.ran(), ["a"]);
 }
+
+/// Records what a sink is told, in order.
+#[derive(Default)]
+struct EventSink {
+    events: Mutex<Vec<String>>,
+}
+
+impl skiff_runner::LogSink for EventSink {
+    fn line(&self, line: skiff_runner::LogLine) {
+        self.events
+            .lock()
+            .expect("lock")
+            .push(format!("line {} {}", line.step, line.text));
+    }
+    fn step_started(&self, step: &str, number: usize) {
+        self.events
+            .lock()
+            .expect("lock")
+            .push(format!("started {step} #{number}"));
+    }
+    fn step_finished(&self, report: &skiff_runner::StepReport) {
+        self.events.lock().expect("lock").push(format!(
+            "finished {} {} {}",
+            report.name, report.status, report.exit_code
+        ));
+    }
+}
+
+#[tokio::test]
+async fn sink_hears_each_step_start_and_end_in_order() {
+    let fake = Fake::with(&[
+        (
+            "a",
+            Behaviour {
+                output: "from a\n",
+                ..Default::default()
+            },
+        ),
+        (
+            "b",
+            Behaviour {
+                output: "from b\n",
+                exit: 2,
+                ..Default::default()
+            },
+        ),
+    ]);
+    let p = plan(vec![step("a", &[]), step("b", &["a"]), step("c", &["b"])]);
+    let sink = Arc::new(EventSink::default());
+    let prepared = prepare(&p, &RunOptions::default()).expect("plan is valid");
+    let report = execute(prepared, fake, sink.clone(), CancellationToken::new())
+        .await
+        .expect("setup succeeds");
+    assert_eq!(report.status, Status::Failure);
+    let events = sink.events.lock().expect("lock").clone();
+    assert_eq!(
+        events,
+        [
+            "started a #1",
+            "line a from a",
+            "finished a success 0",
+            "started b #2",
+            "line b from b",
+            "finished b failure 2",
+            // `c` never starts: it is only reported, once, as skipped.
+            "finished c skipped 0",
+        ]
+    );
+}

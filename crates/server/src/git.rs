@@ -108,8 +108,22 @@ impl Git {
     }
 
     /// Checks `sha` out into `dest` (created), with `origin` pointing at the repository's URL.
-    pub async fn checkout(&self, repo: &Repo, sha: &str, dest: &Path) -> Result<(), Error> {
+    /// Without `depth` the whole history comes along (Drone's default); with `clone: depth: N`
+    /// only the commit and its N-1 ancestors are fetched from the mirror.
+    pub async fn checkout(
+        &self,
+        repo: &Repo,
+        sha: &str,
+        depth: Option<u32>,
+        dest: &Path,
+    ) -> Result<(), Error> {
         let mirror = self.mirror_with(repo, sha).await?;
+        if let Some(depth) = depth.filter(|d| *d > 0) {
+            // The mirror has every ref (pull request refs and tags too), so the commit itself
+            // can be asked for; `git-upload-pack` serves any commit it has over protocol v2.
+            let source = mirror.to_string_lossy();
+            return fetch_commit(&source, &repo.git_url, "", sha, depth, dest).await;
+        }
         let _ = std::fs::remove_dir_all(dest);
         run(
             "clone",
@@ -172,13 +186,18 @@ async fn run(action: &str, cmd: &mut Command) -> Result<String, Error> {
 }
 
 /// Clones `url` into `dest` and checks out `sha`, fetching `git_ref` first (pull request refs
-/// are not in a plain clone). Used by remote runners, which have no mirror.
+/// are not in a plain clone). Used by remote runners, which have no mirror. With `depth`
+/// (`clone: depth: N`) the fetch is shallow.
 pub(crate) async fn clone_commit(
     url: &str,
     git_ref: &str,
     sha: &str,
+    depth: Option<u32>,
     dest: &Path,
 ) -> Result<(), Error> {
+    if let Some(depth) = depth.filter(|d| *d > 0) {
+        return fetch_commit(url, url, git_ref, sha, depth, dest).await;
+    }
     let _ = std::fs::remove_dir_all(dest);
     std::fs::create_dir_all(dest).map_err(Error::Io)?;
     let git = |args: &[&str]| {
@@ -200,5 +219,80 @@ pub(crate) async fn clone_commit(
         &mut git(&["checkout", "--quiet", "--detach", sha]),
     )
     .await?;
+    Ok(())
+}
+
+/// A shallow checkout of `sha` from `source` into `dest` (created), `depth` commits deep, with
+/// `origin` set to `origin_url`. The commit is asked for by its id first (protocol v2 servers,
+/// and v0 servers with `uploadpack.allowReachableSHA1InWant`, serve it); a server that refuses
+/// gets a shallow fetch of `git_ref` instead (the build's branch, tag or pull request ref). If
+/// the ref has moved more than `depth` commits past `sha`, the ref is fetched in full rather
+/// than failing the build.
+async fn fetch_commit(
+    source: &str,
+    origin_url: &str,
+    git_ref: &str,
+    sha: &str,
+    depth: u32,
+    dest: &Path,
+) -> Result<(), Error> {
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::create_dir_all(dest).map_err(Error::Io)?;
+    let git = |args: &[&str]| {
+        let mut cmd = Command::new("git");
+        cmd.arg("-C").arg(dest).args(args);
+        cmd
+    };
+    let depth = format!("--depth={depth}");
+    run("init", &mut git(&["init", "--quiet"])).await?;
+    run(
+        "remote",
+        &mut git(&["remote", "add", "--", "origin", source]),
+    )
+    .await?;
+    let by_id = run(
+        "fetch",
+        &mut git(&["fetch", "--quiet", "--no-tags", &depth, "origin", sha]),
+    )
+    .await;
+    let git_dir = dest.join(".git");
+    if by_id.is_err() || !has_commit(&git_dir, sha).await {
+        if git_ref.is_empty() {
+            by_id?;
+        } else {
+            let spec = format!("+{git_ref}:refs/remotes/origin/skiff-build");
+            run(
+                "fetch",
+                &mut git(&["fetch", "--quiet", "--no-tags", &depth, "origin", &spec]),
+            )
+            .await?;
+            if !has_commit(&git_dir, sha).await {
+                run(
+                    "fetch",
+                    &mut git(&[
+                        "fetch",
+                        "--quiet",
+                        "--no-tags",
+                        "--unshallow",
+                        "origin",
+                        &spec,
+                    ]),
+                )
+                .await?;
+            }
+        }
+    }
+    run(
+        "checkout",
+        &mut git(&["checkout", "--quiet", "--detach", sha]),
+    )
+    .await?;
+    if source != origin_url {
+        run(
+            "remote",
+            &mut git(&["remote", "set-url", "origin", origin_url]),
+        )
+        .await?;
+    }
     Ok(())
 }

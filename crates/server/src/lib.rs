@@ -69,6 +69,9 @@ pub struct ServerConfig {
     pub poll_interval: Duration,
     /// How often the cron scheduler looks for due jobs.
     pub cron_interval: Duration,
+    /// Built-in plugins the in-process runner runs in its own process (`image: skiff/deploy`),
+    /// registered by the binary as for `skiff exec`; none by default.
+    pub builtins: skiff_runner::Builtins,
 }
 
 impl ServerConfig {
@@ -86,6 +89,7 @@ impl ServerConfig {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(2),
             cron_interval: Duration::from_secs(15),
+            builtins: skiff_runner::Builtins::default(),
         }
     }
 }

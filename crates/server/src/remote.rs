@@ -8,6 +8,7 @@ use crate::rpc::{
     ClaimRequest, FinishRequest, LeaseAnswer, LeaseRequest, LogsRequest, StepRequest,
 };
 use crate::runner::{Io, Job, StepResult, detect_kinds, host_platform, run_job};
+use skiff_runner::Builtins;
 use skiff_store::LeaseState;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub struct RemoteRunner {
     pub work_dir: PathBuf,
     /// Labels stages must ask for exactly (`node:` in the pipeline).
     pub labels: BTreeMap<String, String>,
+    /// Built-in plugins run in this process (`image: skiff/deploy`), as the binary registers
+    /// them for `skiff exec` and `skiff server`.
+    pub builtins: Builtins,
 }
 
 /// Talks to `/rpc/v1` for one runner.
@@ -197,8 +201,9 @@ pub async fn run(config: RemoteRunner, stop: CancellationToken) -> Result<(), Er
                 let io = Io::Remote(rpc.clone());
                 let stop = stop.clone();
                 let work = config.work_dir.clone();
+                let builtins = config.builtins.clone();
                 running.spawn(async move {
-                    run_job(io, job, &work, stop).await;
+                    run_job(io, job, &work, &builtins, stop).await;
                     drop(permit);
                 });
             }

@@ -166,6 +166,13 @@ async fn step(
     Json(req): Json<StepRequest>,
 ) -> Result<StatusCode, Error> {
     let s = &req.step;
+    // `running` when a step starts (live status), a final status when it ends.
+    if s.status != status::RUNNING && !status::is_done(&s.status) {
+        return Err(Error::BadRequest(format!(
+            "`{}` is not a step status a runner reports (running, or a final one)",
+            s.status
+        )));
+    }
     let ok = state
         .store
         .update_step(

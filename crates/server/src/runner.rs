@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use skiff_pipeline::{BackendKind, PlanOptions, plan_build};
 use skiff_runner::docker::DockerBackend;
 use skiff_runner::exec::ExecBackend;
-use skiff_runner::{Backend, LogLine, LogSink, RunOptions};
+use skiff_runner::{Backend, Builtins, LogLine, LogSink, RunOptions, StepReport};
 use skiff_store::{Build, Claim, LeaseState, Repo, RunnerSpec, Stage, status};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -138,15 +138,21 @@ impl Io {
     }
 
     /// Puts the commit in `dest`: from the server's mirror in-process, else cloned from the
-    /// repository's URL on this host.
-    async fn checkout(&self, job: &Job, dest: &Path) -> Result<(), Error> {
+    /// repository's URL on this host; `depth` is the pipeline's `clone: depth` (none: full).
+    async fn checkout(&self, job: &Job, depth: Option<u32>, dest: &Path) -> Result<(), Error> {
         match self {
-            Io::Local(state) => state.git.checkout(&job.repo, &job.build.sha, dest).await,
+            Io::Local(state) => {
+                state
+                    .git
+                    .checkout(&job.repo, &job.build.sha, depth, dest)
+                    .await
+            }
             Io::Remote(_) => {
                 crate::git::clone_commit(
                     &job.repo.git_url,
                     &job.build.git_ref,
                     &job.build.sha,
+                    depth,
                     dest,
                 )
                 .await
@@ -255,8 +261,9 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
                         let io = Io::Local(state.clone());
                         let stop = stop.clone();
                         let work = work.clone();
+                        let builtins = state.config.builtins.clone();
                         running.spawn(async move {
-                            run_job(io, job, &work, stop).await;
+                            run_job(io, job, &work, &builtins, stop).await;
                             drop(permit);
                         });
                     }
@@ -298,8 +305,15 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
     })
 }
 
-/// Runs one job to its end and reports the outcome through `io`.
-pub(crate) async fn run_job(io: Io, job: Job, work: &Path, stop: CancellationToken) {
+/// Runs one job to its end and reports the outcome through `io`; steps whose image one of
+/// `builtins` matches run in this process (e.g. `skiff/deploy`).
+pub(crate) async fn run_job(
+    io: Io,
+    job: Job,
+    work: &Path,
+    builtins: &Builtins,
+    stop: CancellationToken,
+) {
     tracing::info!(stage = job.stage.id, name = %job.stage.name, attempt = job.stage.attempts, "stage claimed");
     let cancel = stop.child_token();
     let lost = Arc::new(AtomicBool::new(false));
@@ -342,7 +356,7 @@ pub(crate) async fn run_job(io: Io, job: Job, work: &Path, stop: CancellationTok
     };
 
     let workspace = work.join(format!("stage-{}-{}", job.stage.id, job.stage.attempts));
-    let result = execute(&io, &job, &workspace, cancel.clone()).await;
+    let result = execute(&io, &job, &workspace, builtins, cancel.clone()).await;
     let _ = std::fs::remove_dir_all(&workspace);
     done.cancel();
     let _ = heartbeat.await;
@@ -377,6 +391,7 @@ async fn execute(
     io: &Io,
     job: &Job,
     workspace: &PathBuf,
+    builtins: &Builtins,
     cancel: CancellationToken,
 ) -> Result<(String, String), Error> {
     let repo = &job.repo;
@@ -396,8 +411,8 @@ async fn execute(
         .find(|s| s.plan.name == job.stage.name)
         .ok_or_else(|| Error::NotFound(format!("pipeline `{}` in the file", job.stage.name)))?;
 
-    if planned.plan.clone.is_some() {
-        io.checkout(job, workspace).await?;
+    if let Some(clone) = &planned.plan.clone {
+        io.checkout(job, clone.depth, workspace).await?;
     } else {
         std::fs::create_dir_all(workspace).map_err(Error::Io)?;
     }
@@ -412,7 +427,8 @@ async fn execute(
         host_workspace: Some(workspace.clone()),
     };
     let prepared = skiff_runner::prepare(&planned.plan, &opts)
-        .map_err(|e| Error::BadRequest(e.to_string()))?;
+        .map_err(|e| Error::BadRequest(e.to_string()))?
+        .with_builtins(builtins.clone());
     let backend: Arc<dyn Backend> = match planned.plan.backend {
         BackendKind::Exec => Arc::new(ExecBackend::new()),
         BackendKind::Docker => {
@@ -453,17 +469,16 @@ async fn execute(
     let _ = writer.await;
     let report = report.map_err(|e| Error::Internal(e.to_string()))?;
 
+    // Steps were reported live as they started and ended; write again only what did not get
+    // through (a failed write), so the stored steps always end as the report says.
     let now = skiff_store::now_ms();
+    let live = sink.live_steps();
     for step in &report.steps {
-        let result = StepResult {
-            number: step.number as i64,
-            status: step.status.as_str().to_string(),
-            exit_code: step.exit_code,
-            error: step.error.clone().unwrap_or_default(),
-            started: now - step.duration.as_millis() as i64,
-            finished: now,
-        };
-        io.step(job, &result).await?;
+        let number = step.number as i64;
+        let result = step_result(step, live.started(number), now);
+        if live.recorded(number) != Some(result.status.as_str()) {
+            io.step(job, &result).await?;
+        }
     }
     if timed_out.load(Ordering::SeqCst) {
         return Ok((
@@ -474,35 +489,106 @@ async fn execute(
     Ok((report.status.as_str().to_string(), String::new()))
 }
 
-/// Log lines from the runner (already masked) on their way out, in batches per step.
+/// The outcome of a step as stored: `started` is when it started (`now` minus its duration
+/// when it never reported a start), `finished` is `now`.
+fn step_result(step: &StepReport, started: Option<i64>, now: i64) -> StepResult {
+    StepResult {
+        number: step.number as i64,
+        status: step.status.as_str().to_string(),
+        exit_code: step.exit_code,
+        error: step.error.clone().unwrap_or_default(),
+        started: started.unwrap_or(now - step.duration.as_millis() as i64),
+        finished: now,
+    }
+}
+
+/// What the runner tells the sink, in the order it happened.
+enum Event {
+    Line(LogLine),
+    Started { number: i64, at: i64 },
+    Finished { report: StepReport, at: i64 },
+}
+
+/// What the live step reports got into the store: start times and the final statuses written.
+#[derive(Debug, Default, Clone)]
+struct LiveSteps {
+    started: BTreeMap<i64, i64>,
+    recorded: BTreeMap<i64, String>,
+}
+
+impl LiveSteps {
+    fn started(&self, number: i64) -> Option<i64> {
+        self.started.get(&number).copied()
+    }
+
+    fn recorded(&self, number: i64) -> Option<&str> {
+        self.recorded.get(&number).map(String::as_str)
+    }
+}
+
+/// Log lines (already masked) and step starts and ends from the runner on their way out, in
+/// order: lines in batches per step, a step's `running` before its first line and its result
+/// after its last. Each write goes through `io`, which checks the lease token.
 struct LineSink {
-    tx: std::sync::Mutex<Option<mpsc::UnboundedSender<LogLine>>>,
+    tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Event>>>,
+    live: Arc<std::sync::Mutex<LiveSteps>>,
 }
 
 impl LineSink {
     fn start(io: Io, job: Job) -> (Arc<LineSink>, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let live = Arc::new(std::sync::Mutex::new(LiveSteps::default()));
+        let writer_live = live.clone();
         let writer = tokio::spawn(async move {
             loop {
                 let first = rx.recv().await;
                 let closed = first.is_none();
-                let mut batch: Vec<LogLine> = first.into_iter().collect();
-                while let Ok(line) = rx.try_recv() {
-                    batch.push(line);
+                let mut batch: Vec<Event> = first.into_iter().collect();
+                while let Ok(event) = rx.try_recv() {
+                    batch.push(event);
                 }
-                let mut by_step: BTreeMap<i64, Vec<(i64, String, i64)>> = BTreeMap::new();
-                for line in batch {
-                    by_step.entry(line.step_number as i64).or_default().push((
-                        line.pos as i64,
-                        line.text,
-                        line.time as i64,
-                    ));
-                }
-                for (step, lines) in by_step {
-                    if let Err(error) = io.logs(&job, step, &lines).await {
-                        tracing::warn!(%error, "cannot store log lines");
+                let mut lines: BTreeMap<i64, Vec<(i64, String, i64)>> = BTreeMap::new();
+                for event in batch {
+                    match event {
+                        Event::Line(line) => {
+                            lines.entry(line.step_number as i64).or_default().push((
+                                line.pos as i64,
+                                line.text,
+                                line.time as i64,
+                            ));
+                        }
+                        Event::Started { number, at } => {
+                            flush_lines(&io, &job, &mut lines).await;
+                            lock(&writer_live).started.insert(number, at);
+                            let running = StepResult {
+                                number,
+                                status: status::RUNNING.into(),
+                                exit_code: 0,
+                                error: String::new(),
+                                started: at,
+                                finished: 0,
+                            };
+                            if let Err(error) = io.step(&job, &running).await {
+                                tracing::warn!(%error, step = number, "cannot record a step's start");
+                            }
+                        }
+                        Event::Finished { report, at } => {
+                            flush_lines(&io, &job, &mut lines).await;
+                            let number = report.number as i64;
+                            let started = lock(&writer_live).started(number);
+                            let result = step_result(&report, started, at);
+                            match io.step(&job, &result).await {
+                                Ok(()) => {
+                                    lock(&writer_live).recorded.insert(number, result.status);
+                                }
+                                Err(error) => {
+                                    tracing::warn!(%error, step = number, "cannot record a step's end")
+                                }
+                            }
+                        }
                     }
                 }
+                flush_lines(&io, &job, &mut lines).await;
                 if closed {
                     return;
                 }
@@ -511,28 +597,68 @@ impl LineSink {
         (
             Arc::new(LineSink {
                 tx: std::sync::Mutex::new(Some(tx)),
+                live,
             }),
             writer,
         )
     }
 
-    /// No more lines: lets the writer send the rest and end.
+    /// No more events: lets the writer send the rest and end.
     fn close(&self) {
         match self.tx.lock() {
             Ok(mut tx) => tx.take(),
             Err(poisoned) => poisoned.into_inner().take(),
         };
     }
-}
 
-impl LogSink for LineSink {
-    fn line(&self, line: LogLine) {
+    /// What the live reports stored (complete once the writer has ended).
+    fn live_steps(&self) -> LiveSteps {
+        lock(&self.live).clone()
+    }
+
+    fn send(&self, event: Event) {
         let guard = match self.tx.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
         if let Some(tx) = guard.as_ref() {
-            let _ = tx.send(line);
+            let _ = tx.send(event);
         }
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Stores the lines gathered so far, step by step, and empties `lines`.
+async fn flush_lines(io: &Io, job: &Job, lines: &mut BTreeMap<i64, Vec<(i64, String, i64)>>) {
+    for (step, batch) in std::mem::take(lines) {
+        if let Err(error) = io.logs(job, step, &batch).await {
+            tracing::warn!(%error, "cannot store log lines");
+        }
+    }
+}
+
+impl LogSink for LineSink {
+    fn line(&self, line: LogLine) {
+        self.send(Event::Line(line));
+    }
+
+    fn step_started(&self, _step: &str, number: usize) {
+        self.send(Event::Started {
+            number: number as i64,
+            at: skiff_store::now_ms(),
+        });
+    }
+
+    fn step_finished(&self, report: &StepReport) {
+        self.send(Event::Finished {
+            report: report.clone(),
+            at: skiff_store::now_ms(),
+        });
     }
 }

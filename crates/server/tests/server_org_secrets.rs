@@ -168,6 +168,14 @@ async fn org_secrets_reach_builds_and_the_repository_secret_wins() {
             "the repository's `both` hides the org's also where it is not exposed"
         );
         let fork = pull_request(&api, "pr-2", &pr_body(2, "mallory/app", &head, &base)).await;
+        // A pull request from a fork waits for approval by default (docs/server.md, Gates).
+        let (status, approved) = api
+            .post(
+                &format!("/api/v1/repos/acme/app/builds/{fork}/approve"),
+                json!(null),
+            )
+            .await;
+        assert_eq!(status, 200, "{approved}");
         assert_eq!(
             output(&api, fork).await[0],
             "shared=[0] both=[0] for_pr=[0] elsewhere=[0]",

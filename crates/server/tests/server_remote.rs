@@ -39,6 +39,7 @@ async fn remote_runner_claims_and_reports_over_http() {
                 capacity: 2,
                 work_dir: dir.path().join("runner-work"),
                 labels: Default::default(),
+                builtins: Default::default(),
             },
             stop.clone(),
         ));

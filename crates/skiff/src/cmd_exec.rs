@@ -19,6 +19,14 @@ use tokio_util::sync::CancellationToken;
 
 mod deploy_step;
 
+/// The built-in plugins of every runner this binary starts (`skiff exec`, the in-process
+/// runner of `skiff server`, `skiff runner`): steps with these images run in the runner's own
+/// process instead of a container (docs/runner.md "Built-in plugins").
+pub(crate) fn builtin_steps() -> skiff_runner::Builtins {
+    let steps: Vec<Arc<dyn skiff_runner::BuiltinStep>> = vec![Arc::new(deploy_step::DeployStep)];
+    steps.into()
+}
+
 /// Run a pipeline from the working directory, which is mounted as the workspace (no clone
 /// step runs). Flags follow `drone exec`.
 #[derive(Debug, clap::Args)]
@@ -136,8 +144,7 @@ async fn run_async(args: ExecArgs) -> anyhow::Result<ExitCode> {
             };
         }
         // Built-in plugins run in this process instead of a container (docs/runner.md).
-        let ready = skiff_runner::prepare(&stage.plan, &opts)?
-            .with_builtins(vec![Arc::new(deploy_step::DeployStep)]);
+        let ready = skiff_runner::prepare(&stage.plan, &opts)?.with_builtins(builtin_steps());
         for warning in ready.warnings() {
             eprintln!("skiff: pipeline `{}`: warning: {warning}", stage.plan.name);
         }

@@ -1,7 +1,8 @@
 //! `skiff runner`: a remote runner on this host. It long-polls a Skiff server for stages that
 //! match this host's platform, pipeline types (exec; docker when an engine answers) and labels,
-//! clones each commit itself and runs it; Ctrl-C or SIGTERM kills running steps and hands their
-//! stages back to the queue. The loop lives in `skiff_server::remote`.
+//! clones each commit itself and runs it, with the same built-in plugins as `skiff exec`
+//! (`skiff/deploy`); Ctrl-C or SIGTERM kills running steps and hands their stages back to the
+//! queue. The loop lives in `skiff_server::remote`.
 //!
 //! `skiff runner token add|ls|rm` manages per-runner tokens with the saved login (site admins):
 //! each runner gets its own token, revocable alone.
@@ -123,6 +124,7 @@ pub fn run(args: RunnerArgs) -> anyhow::Result<ExitCode> {
                 capacity: args.capacity,
                 work_dir,
                 labels,
+                builtins: crate::cmd_exec::builtin_steps(),
             },
             stop,
         )

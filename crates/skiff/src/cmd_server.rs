@@ -2,7 +2,8 @@
 //! from `skiff-server` (webhooks, `/api/v1`, the durable queue, the in-process runner, `/rpc/v1`
 //! for remote runners) and the OCI registry from `skiff-registry` at `/v2/`. Both keep their
 //! files in the same data directory, and registry logins are checked against the server's
-//! accounts, so there is one admin and no open registry.
+//! accounts, so there is one admin and no open registry. The in-process runner gets the same
+//! built-in plugins as `skiff exec` (`skiff/deploy`).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.database_url = args.database_url.filter(|url| !url.is_empty());
     config.admin_password = registry_config.admin_password.clone();
     config.runner = !args.no_runner;
+    config.builtins = crate::cmd_exec::builtin_steps();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&args.serve.addr).await?;

@@ -210,7 +210,8 @@ impl Store {
     }
 
     /// Gives a claimed stage back to the queue at once (a runner shutting down cleanly), so the
-    /// next claim takes it without waiting for the lease to expire.
+    /// next claim takes it without waiting for the lease to expire. Its steps and lines are
+    /// forgotten at once (live step status had shown them running), as a new claim would.
     pub async fn release_stage(
         &self,
         stage_id: i64,
@@ -218,12 +219,27 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE stages SET status = 'pending', lease_until = 0 WHERE id = $1 \
              AND lease_token = $2 AND status = 'running'";
-        let n = with_pool!(self, |p| sqlx::query(SQL)
-            .bind(stage_id)
-            .bind(lease_token)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        const LOGS: &str =
+            "DELETE FROM logs WHERE step_id IN (SELECT id FROM steps WHERE stage_id = $1)";
+        const STEPS: &str = "UPDATE steps SET status = 'pending', exit_code = 0, error = '', \
+             started = 0, finished = 0 WHERE stage_id = $1";
+        // One transaction: a claim of the released stage waits for it, so it never loses the
+        // steps it starts to this reset.
+        let n = with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL)
+                .bind(stage_id)
+                .bind(lease_token)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n > 0 {
+                sqlx::query(LOGS).bind(stage_id).execute(&mut *tx).await?;
+                sqlx::query(STEPS).bind(stage_id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<u64, StoreError>(n)
+        })?;
         Ok(n > 0)
     }
 
