@@ -502,6 +502,7 @@ async fn statuses_from_builds_run_by_a_remote_runner() {
                 capacity: 1,
                 work_dir: dir.path().join("runner-work"),
                 labels: Default::default(),
+                builtins: Default::default(),
             },
             stop.clone(),
         ));
