@@ -192,6 +192,9 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 1. RSS after activity (builds above and a registry push), then the peer.
 if ! skip SKIP_RSS; then
+  sleep 1
+  skiff_builds=$(rss "$skiff_pid")
+  echo "rss: after the builds, /proc/$skiff_pid/smaps_rollup: $(awk '/^(Rss|Anonymous|Shared_Clean|Private_Clean):/ {printf "%s %d MB; ", $1, $2/1024}' "/proc/$skiff_pid/smaps_rollup"), threads $(awk '/^Threads/ {print $2}' "/proc/$skiff_pid/status")"
   token=$(curl -sf "${auth[@]}" "$base/auth/token?service=skiff-registry&scope=repository:bench/blob:push,pull" | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
   head -c 1048576 /dev/urandom > "$work/blob"
   digest=sha256:$(sha256sum "$work/blob" | cut -d' ' -f1)
@@ -203,7 +206,7 @@ if ! skip SKIP_RSS; then
   curl -sf -o /dev/null -H "Authorization: Bearer $token" "$base/v2/bench/blob/blobs/$digest"
   sleep 2
   skiff_after=$(rss "$skiff_pid"); skiff_peak=$(hwm "$skiff_pid")
-  echo "rss: skiff server idle ${skiff_idle} MB; after ${builds_done} builds and a 1 MiB registry push ${skiff_after} MB (peak ${skiff_peak} MB) (target <= 30 MB)"
+  echo "rss: skiff server idle ${skiff_idle} MB; after ${builds_done} builds ${skiff_builds} MB; and after a 1 MiB registry push ${skiff_after} MB (peak ${skiff_peak} MB) (target <= 30 MB)"
   summary+=("skiff RSS idle ${skiff_idle} MB, after activity ${skiff_after} MB")
 fi
 if ! { skip SKIP_RSS && skip SKIP_LATENCY; }; then
