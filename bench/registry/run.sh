@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Registry benchmark: skiff vs Debian's docker-registry (CNCF Distribution 2.8) on this machine,
-# one run, each registry measured alone. Not run by the test suite.
-#   bench/registry/run.sh            (builds target/release/skiff first)
-# Measures: monolithic push of a 512 MiB blob (POST + one streamed PUT), its pull,
-# manifest GET req/s with `wrk -t2 -c32 -d10s`, RSS idle and after the pushes.
+# in one run. Not run by the test suite.
+#   bench/registry/run.sh            (builds target/release/examples/serve first)
+#   ROUNDS=5 SIZE_MIB=512 WRK_SECONDS=10 bench/registry/run.sh
+# Measures, with both registries running side by side (each idle while the other works):
+# - push: ROUNDS monolithic pushes (POST + one streamed PUT ?digest=, `curl -T`), each of a new
+#   random SIZE_MIB blob, to both registries in turn (the order alternates per round so neither
+#   always goes first; `sync` before each, so no push pays for the previous one's writeback);
+#   the median time of each;
+# - pull: a GET of each blob right after its push; the median;
+# - manifest GET: req/s with `wrk -t2 -c32`, each registry alone;
+# - RSS from /proc: idle before any request, after the pushes, after everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SIZE_MIB=${SIZE_MIB:-512}
+ROUNDS=${ROUNDS:-5}
 WRK_SECONDS=${WRK_SECONDS:-10}
-command -v wrk >/dev/null || { echo "wrk is not installed" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v docker-registry >/dev/null || { echo "docker-registry is not installed" >&2; exit 1; }
 # The skiff binary when the whole workspace builds; otherwise the registry crate's bare server
 # (examples/serve.rs: the same skiff_registry::serve that `skiff registry serve` runs).
@@ -27,46 +35,46 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-blob=$work/blob.bin
-head -c "$((SIZE_MIB << 20))" /dev/urandom > "$blob"
-digest=sha256:$(sha256sum "$blob" | cut -d' ' -f1)
-cat "$blob" > /dev/null # page cache
+for i in $(seq "$ROUNDS"); do
+  head -c "$((SIZE_MIB << 20))" /dev/urandom > "$work/blob$i"
+  echo "sha256:$(sha256sum "$work/blob$i" | cut -d' ' -f1)" > "$work/digest$i"
+  cat "$work/blob$i" > /dev/null # page cache
+done
+sync
 
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$1/status"; }
 wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "http://$1/v2/" && return 0; sleep 0.1; done; return 1; }
+median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
-measure() { # name addr pid
-  local name=$1 addr=$2 pid=$3 url="http://$2/v2/bench/blob"
-  wait_up "$addr"; sleep 1
-  local idle; idle=$(rss "$pid")
+# upload_url ADDR: a new upload session's absolute URL, with the separator for more query.
+upload_url() {
   local location
-  location=$(curl -sf -D - -o /dev/null -X POST "$url/blobs/uploads/" | awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
-  case "$location" in http*) ;; *) location="http://$addr$location" ;; esac
-  local sep='?'; case "$location" in *\?*) sep='&' ;; esac
-  local push
-  push=$(curl -sf -o /dev/null -w '%{time_total}' -X PUT -H 'Content-Type: application/octet-stream' \
-    -T "$blob" "$location${sep}digest=$digest")
-  local after; after=$(rss "$pid")
-  local pull
-  pull=$(curl -sf -o /dev/null -w '%{time_total}' "$url/blobs/$digest")
-  # A manifest pointing at the blob, for the GET benchmark.
-  local config='{}' cdigest
+  location=$(curl -sf -D - -o /dev/null -X POST "http://$1/v2/bench/blob/blobs/uploads/" |
+    awk 'tolower($1)=="location:" {print $2}' | tr -d '\r')
+  case "$location" in http*) ;; *) location="http://$1$location" ;; esac
+  case "$location" in *\?*) echo "$location&" ;; *) echo "$location?" ;; esac
+}
+push() { # ADDR I: prints seconds
+  local url; url=$(upload_url "$1")
+  curl -sf -o /dev/null -w '%{time_total}\n' -X PUT -H 'Content-Type: application/octet-stream' \
+    -T "$work/blob$2" "${url}digest=$(cat "$work/digest$2")"
+}
+pull() { curl -sf -o /dev/null -w '%{time_total}\n' "http://$1/v2/bench/blob/blobs/$(cat "$work/digest$2")"; }
+manifest_rps() { # ADDR: puts a manifest referencing the last blob, then wrk on it
+  local config='{}' cdigest url
   cdigest=sha256:$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)
-  curl -sf -o /dev/null -X POST "$url/blobs/uploads/" -D "$work/h" >/dev/null
-  location=$(awk 'tolower($1)=="location:" {print $2}' "$work/h" | tr -d '\r')
-  case "$location" in http*) ;; *) location="http://$addr$location" ;; esac
-  sep='?'; case "$location" in *\?*) sep='&' ;; esac
-  curl -sf -o /dev/null -X PUT --data-binary "$config" "$location${sep}digest=$cdigest"
+  url=$(upload_url "$1")
+  curl -sf -o /dev/null -X PUT --data-binary "$config" "${url}digest=$cdigest"
   local manifest
-  manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}' "$cdigest" "$digest" "$((SIZE_MIB << 20))")
-  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$manifest" "$url/manifests/v1"
-  local rps
-  rps=$(wrk -t2 -c32 -d"${WRK_SECONDS}s" -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$url/manifests/v1" | awk '/Requests\/sec/ {print $2}')
-  local after_all; after_all=$(rss "$pid")
-  echo "$name $push $pull $rps $idle $after $after_all"
+  manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}' "$cdigest" "$(cat "$work/digest$ROUNDS")" "$((SIZE_MIB << 20))")
+  curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "$manifest" "http://$1/v2/bench/blob/manifests/v1"
+  wrk -t2 -c32 -d"${WRK_SECONDS}s" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    "http://$1/v2/bench/blob/manifests/v1" | awk '/Requests\/sec/ {print $2}'
 }
 
 # Distribution 2.8 with filesystem storage and deletes enabled.
+dist=127.0.0.1:39101 skiff=127.0.0.1:39102
 mkdir -p "$work/dist"
 cat > "$work/dist.yml" <<YML
 version: 0.1
@@ -74,27 +82,47 @@ log: { level: error }
 storage:
   filesystem: { rootdirectory: $work/dist }
   delete: { enabled: true }
-http: { addr: 127.0.0.1:39101 }
+http: { addr: $dist }
 YML
 docker-registry serve "$work/dist.yml" > "$work/dist.log" 2>&1 &
-pids+=($!)
-dist=$(measure distribution 127.0.0.1:39101 $!)
-kill "${pids[0]}"
+dist_pid=$!; pids+=($dist_pid)
+serve_skiff "$skiff" "$work/skiff" 2> "$work/skiff.log" &
+skiff_pid=$!; pids+=($skiff_pid)
+wait_up "$dist"; wait_up "$skiff"; sleep 1
+dist_idle=$(rss $dist_pid) skiff_idle=$(rss $skiff_pid)
 
-serve_skiff 127.0.0.1:39102 "$work/skiff" 2> "$work/skiff.log" &
-pids+=($!)
-skiff=$(measure skiff 127.0.0.1:39102 $!)
+: > "$work/push.dist"; : > "$work/push.skiff"; : > "$work/pull.dist"; : > "$work/pull.skiff"
+for i in $(seq "$ROUNDS"); do
+  if [ $((i % 2)) = 1 ]; then order="dist skiff"; else order="skiff dist"; fi
+  for who in $order; do
+    addr=$dist; [ "$who" = skiff ] && addr=$skiff
+    sync # every push starts with no dirty pages left by the one before
+    push "$addr" "$i" >> "$work/push.$who"
+    pull "$addr" "$i" >> "$work/pull.$who"
+    # Stored blobs are removed behind both registries' backs (all but the last round's, which
+    # the manifest below refers to), so page cache and disk use do not grow round by round.
+    [ "$i" = "$ROUNDS" ] || find "$work/$who" -type f -size +1M -delete
+  done
+done
+dist_after=$(rss $dist_pid) skiff_after=$(rss $skiff_pid)
+dist_rps=$(manifest_rps "$dist")
+skiff_rps=$(manifest_rps "$skiff")
+dist_all=$(rss $dist_pid) skiff_all=$(rss $skiff_pid)
 
+dpush=$(median < "$work/push.dist") spush=$(median < "$work/push.skiff")
+dpull=$(median < "$work/pull.dist") spull=$(median < "$work/pull.skiff")
 echo "skiff server: $server_kind"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024/1024)}' /proc/meminfo) GiB; blob ${SIZE_MIB} MiB"
-echo "name push_s pull_s manifest_rps rss_idle_mb rss_after_push_mb rss_after_all_mb"
-echo "$dist"
-echo "$skiff"
-read -r _ dpush dpull drps didle dafter _ <<<"$dist"
-read -r _ spush spull srps sidle safter _ <<<"$skiff"
-awk -v dp="$dpush" -v sp="$spush" -v dl="$dpull" -v sl="$spull" -v dr="$drps" -v sr="$srps" -v size="$SIZE_MIB" 'BEGIN {
-  printf "push: skiff %.0f MiB/s vs distribution %.0f MiB/s = %.2fx\n", size/sp, size/dp, dp/sp
-  printf "pull: skiff %.0f MiB/s vs distribution %.0f MiB/s = %.2fx\n", size/sl, size/dl, dl/sl
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024/1024)}' /proc/meminfo) GiB, load $(cut -d' ' -f1-3 /proc/loadavg); blob ${SIZE_MIB} MiB, $ROUNDS rounds"
+echo "push seconds, distribution: $(tr '\n' ' ' < "$work/push.dist")"
+echo "push seconds, skiff:        $(tr '\n' ' ' < "$work/push.skiff")"
+echo "pull seconds, distribution: $(tr '\n' ' ' < "$work/pull.dist")"
+echo "pull seconds, skiff:        $(tr '\n' ' ' < "$work/pull.skiff")"
+echo "name push_median_s pull_median_s manifest_rps rss_idle_mb rss_after_push_mb rss_after_all_mb"
+echo "distribution $dpush $dpull $dist_rps $dist_idle $dist_after $dist_all"
+echo "skiff $spush $spull $skiff_rps $skiff_idle $skiff_after $skiff_all"
+awk -v dp="$dpush" -v sp="$spush" -v dl="$dpull" -v sl="$spull" -v dr="$dist_rps" -v sr="$skiff_rps" -v size="$SIZE_MIB" 'BEGIN {
+  printf "push (median): skiff %.0f MiB/s vs distribution %.0f MiB/s = %.2fx\n", size/sp, size/dp, dp/sp
+  printf "pull (median): skiff %.0f MiB/s vs distribution %.0f MiB/s = %.2fx\n", size/sl, size/dl, dl/sl
   printf "manifest GET: skiff %.0f req/s vs distribution %.0f req/s = %.2fx\n", sr, dr, sr/dr
 }'
-echo "idle RSS: skiff ${sidle} MB vs distribution ${didle} MB; after push: skiff ${safter} MB vs distribution ${dafter} MB"
+echo "idle RSS: skiff ${skiff_idle} MB vs distribution ${dist_idle} MB; after pushes: skiff ${skiff_after} MB vs distribution ${dist_after} MB"

@@ -260,8 +260,11 @@ async fn handle(state: &AppState, request: Request) -> Result<Response> {
                 }
                 Method::PATCH => {
                     let start = content_range_start(request.headers())?;
+                    let length = content_length(request.headers());
                     let body = request.into_body().into_data_stream();
-                    let size = registry.upload_append(&repo, &id, body, start).await?;
+                    let size = registry
+                        .upload_append(&repo, &id, body, start, length)
+                        .await?;
                     Ok(upload_progress(StatusCode::ACCEPTED, &repo, &id, size))
                 }
                 Method::PUT => {
@@ -272,8 +275,11 @@ async fn handle(state: &AppState, request: Request) -> Result<Response> {
                         Some(v) if v.as_bytes() == b"0"
                     );
                     if has_body {
+                        let length = content_length(request.headers());
                         let body = request.into_body().into_data_stream();
-                        registry.upload_append(&repo, &id, body, start).await?;
+                        registry
+                            .upload_append(&repo, &id, body, start, length)
+                            .await?;
                     }
                     registry.upload_commit(&repo, &id, &digest).await?;
                     Ok(blob_created(&repo, &digest))
@@ -454,6 +460,17 @@ fn content_range_start(headers: &HeaderMap) -> Result<Option<u64>> {
     Ok(Some(start))
 }
 
+/// The request's `Content-Length`, when it is a number (a hint for reserving disk space; the
+/// body itself decides how much is written).
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 async fn upload_start(
     state: &AppState,
     repo: &RepoName,
@@ -490,8 +507,9 @@ async fn upload_start(
             .create(repo, digest.algorithm())
             .await?
             .to_string();
+        let length = content_length(request.headers());
         let body = request.into_body().into_data_stream();
-        if let Err(e) = registry.upload_append(repo, &id, body, None).await {
+        if let Err(e) = registry.upload_append(repo, &id, body, None, length).await {
             registry.uploads().remove(&id).await;
             return Err(e);
         }

@@ -227,12 +227,14 @@ impl Registry {
     // ---- uploads ----
 
     /// Streams a body into an upload session and returns the session's new size.
+    /// `expected_len` is the body's announced length, if any (used to reserve disk space).
     pub async fn upload_append<S, E>(
         &self,
         repo: &RepoName,
         id: &str,
         body: S,
         expected_start: Option<u64>,
+        expected_len: Option<u64>,
     ) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
@@ -258,7 +260,8 @@ impl Registry {
             });
         }
         let hasher = session.hasher.take();
-        let appended = upload::append_stream(&session.data_path(), body, hasher).await;
+        let appended =
+            upload::append_stream(&session.data_path(), body, hasher, expected_len).await;
         match appended {
             Ok(appended) => {
                 session.size += appended.written;

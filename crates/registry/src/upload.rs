@@ -1,8 +1,14 @@
 //! Blob upload sessions and the streaming write path. A request body is never held whole in
-//! memory: chunks are coalesced into ~1 MiB buffers and handed to two blocking threads at
-//! once, one appending to the session's staging file and one hashing, so disk writes and
-//! hashing overlap. The hash state lives in memory between PATCH requests; after a restart
-//! (or an algorithm the session did not hash with) the file is re-hashed at commit.
+//! memory: chunks are coalesced into ~1 MiB buffers and handed to one blocking thread, which
+//! hashes and appends each buffer in cache-sized slices, so every byte is written to the page
+//! cache while it is still hot from hashing. When the body's length is known, the file's
+//! blocks are reserved up front (`fallocate`), which spares the filesystem block allocation
+//! per write. The hash state lives in memory between PATCH requests; after a restart (or an
+//! algorithm the session did not hash with) the file is re-hashed at commit.
+//!
+//! `bench/RESULTS.md` (Registry) has the measurements behind this shape: against a hasher
+//! thread and a writer thread working on the same buffers, it used about 8 % less wall time
+//! and 10 % less CPU per 512 MiB push on this 2-core machine.
 
 use crate::error::{Error, Result};
 use crate::hash::Hasher;
@@ -16,16 +22,21 @@ use std::sync::{Arc, Mutex};
 
 /// Chunks smaller than this are coalesced before they cross to the writer and hasher threads.
 const COALESCE: usize = 1 << 20;
-/// Uploads streaming at the same time. Each holds two blocking threads (writer and hasher);
-/// capping them keeps tokio's blocking pool (512 threads) from filling with half-started
+/// Uploads streaming at the same time. Each holds a blocking thread (hash and write); capping
+/// them keeps tokio's blocking pool (512 threads) from filling with half-started
 /// pipelines, which could otherwise wait on each other forever.
 const MAX_STREAMING: usize = 128;
 static STREAMING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_STREAMING);
 
 /// Chunks at least this large are passed on without copying.
 const DIRECT: usize = 64 << 10;
-/// How many coalesced chunks may wait for each thread (bounds memory per upload to ~8 MiB).
+/// How many coalesced chunks may wait for the writer thread (bounds memory per upload to ~8 MiB).
 const QUEUE: usize = 8;
+/// Hashed and written in slices of this size, small enough to stay in the core's cache between
+/// the hash reading them and the write copying them.
+const SLICE: usize = 256 << 10;
+/// Space reserved ahead of an upload is capped: a client may announce more than it sends.
+const MAX_PREALLOCATE: u64 = 4 << 30;
 
 /// The state of one upload between requests.
 #[derive(Debug)]
@@ -147,7 +158,13 @@ pub struct Appended {
 }
 
 /// Appends a request body to `path` while hashing it, without buffering it whole.
-pub async fn append_stream<S, E>(path: &Path, body: S, hasher: Option<Hasher>) -> Result<Appended>
+/// `expected_len` (the request's Content-Length) lets the file's blocks be reserved first.
+pub async fn append_stream<S, E>(
+    path: &Path,
+    body: S,
+    hasher: Option<Hasher>,
+    expected_len: Option<u64>,
+) -> Result<Appended>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send,
     E: std::fmt::Display,
@@ -168,34 +185,39 @@ where
     .map_err(|e| Error::io(path.display().to_string(), e))?;
 
     let (write_tx, mut write_rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+    let writer = tokio::task::spawn_blocking(move || -> (std::io::Result<u64>, Option<Hasher>) {
         let mut file = file;
+        let mut hasher = hasher;
+        let reserved = expected_len.and_then(|len| preallocate(&file, len));
         let mut written = 0u64;
-        while let Some(chunk) = write_rx.blocking_recv() {
-            file.write_all(&chunk)?;
-            written += chunk.len() as u64;
-        }
-        Ok(written)
-    });
-    let (hash_tx, hash_task) = match hasher {
-        Some(mut hasher) => {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
-            let task = tokio::task::spawn_blocking(move || {
-                while let Some(chunk) = rx.blocking_recv() {
-                    hasher.update(&chunk);
+        let mut result = Ok(());
+        'chunks: while let Some(chunk) = write_rx.blocking_recv() {
+            for slice in chunk.chunks(SLICE) {
+                // Hashing first brings the slice into the cache the write then copies from.
+                // After a failed write the hash state is dropped with the error.
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(slice);
                 }
-                hasher
-            });
-            (Some(tx), Some(task))
+                if let Err(e) = file.write_all(slice) {
+                    result = Err(e);
+                    break 'chunks;
+                }
+                written += slice.len() as u64;
+            }
         }
-        None => (None, None),
-    };
+        if let Some((start, len)) = reserved
+            && written < len
+        {
+            release_reserved(&file, start + written, len - written);
+        }
+        (result.map(|()| written), hasher)
+    });
 
     let mut interrupted = None;
     let mut pending = BytesMut::new();
     let mut body = std::pin::pin!(body);
     let mut writer_gone = false;
-    'read: loop {
+    loop {
         let next = body.next().await;
         let flush = match &next {
             Some(Ok(chunk)) => {
@@ -216,15 +238,11 @@ where
             }
             None => (!pending.is_empty()).then(|| pending.split().freeze()),
         };
-        if let Some(chunk) = flush {
-            if let Some(tx) = &hash_tx {
-                // The hasher only stops early if it panicked; the join below reports it.
-                let _ = tx.send(chunk.clone()).await;
-            }
-            if write_tx.send(chunk).await.is_err() {
-                writer_gone = true;
-                break 'read;
-            }
+        if let Some(chunk) = flush
+            && write_tx.send(chunk).await.is_err()
+        {
+            writer_gone = true;
+            break;
         }
         match next {
             Some(Ok(_)) => {}
@@ -232,17 +250,9 @@ where
         }
     }
     drop(write_tx);
-    drop(hash_tx);
-    let write_result = writer
+    let (write_result, hasher) = writer
         .await
         .map_err(|e| Error::Internal(format!("upload writer failed: {e}")))?;
-    let hasher = match hash_task {
-        Some(task) => Some(
-            task.await
-                .map_err(|e| Error::Internal(format!("upload hasher failed: {e}")))?,
-        ),
-        None => None,
-    };
     match write_result {
         Ok(written) if !writer_gone => Ok(Appended {
             written,
@@ -253,6 +263,39 @@ where
         Err(e) => Err(Error::io(path.display().to_string(), e)),
     }
 }
+
+/// Reserves the blocks for `len` more bytes at the end of `file` without changing its size,
+/// so appends need no block allocation. Returns the reserved range, or `None` where the
+/// filesystem cannot (the writes then allocate as usual).
+#[cfg(target_os = "linux")]
+fn preallocate(file: &std::fs::File, len: u64) -> Option<(u64, u64)> {
+    let start = file.metadata().ok()?.len();
+    let len = len.min(MAX_PREALLOCATE);
+    if len == 0 {
+        return None;
+    }
+    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::KEEP_SIZE, start, len)
+        .ok()
+        .map(|()| (start, len))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn preallocate(_file: &std::fs::File, _len: u64) -> Option<(u64, u64)> {
+    None
+}
+
+/// Gives back reserved blocks a short body did not fill (best effort: they are also freed
+/// when the upload is removed).
+#[cfg(target_os = "linux")]
+fn release_reserved(file: &std::fs::File, offset: u64, len: u64) {
+    let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+    if let Err(e) = rustix::fs::fallocate(file, flags, offset, len) {
+        tracing::debug!("could not release reserved upload space: {e}");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn release_reserved(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 /// Hashes a staged file from disk (used when the in-memory hash state is not usable).
 pub async fn hash_file(path: &Path, algorithm: Algorithm) -> Result<Digest> {
@@ -293,6 +336,8 @@ mod tests {
             &path,
             futures::stream::iter(parts),
             Some(Hasher::new(Algorithm::Sha256)),
+            // Announces more than it sends: the reserved rest must not show in the file.
+            Some(6 + (3 << 20) + 4096),
         )
         .await
         .expect("append");
@@ -301,12 +346,15 @@ mod tests {
             &path,
             futures::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"!"))]),
             first.hasher,
+            Some(1),
         )
         .await
         .expect("append");
         let streamed = second.hasher.expect("hasher").finish();
         let on_disk = hash_file(&path, Algorithm::Sha256).await.expect("hash");
         assert_eq!(streamed, on_disk);
+        let len = std::fs::metadata(&path).expect("metadata").len();
+        assert_eq!(len, 6 + (3 << 20) + 1, "reserved space is not content");
     }
 
     #[tokio::test]
@@ -315,7 +363,7 @@ mod tests {
         let path = dir.path().join("data");
         let parts: Vec<std::result::Result<Bytes, String>> =
             vec![Ok(Bytes::from_static(b"abc")), Err("reset".to_string())];
-        let out = append_stream(&path, futures::stream::iter(parts), None)
+        let out = append_stream(&path, futures::stream::iter(parts), None, None)
             .await
             .expect("append");
         assert_eq!(out.written, 3);
