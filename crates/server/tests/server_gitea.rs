@@ -67,7 +67,7 @@ fn gitea_command(gitea: &Path, work: &Path) -> Command {
         .env("GITEA_WORK_DIR", work)
         .env("HOME", work)
         // Gitea refuses root unless told; the test machine runs tests as root.
-        .env("I_AM_BEING_UNSAFE_RUNNING_AS_ROOT", "true");
+        .env("GITEA_I_AM_BEING_UNSAFE_RUNNING_AS_ROOT", "true");
     cmd
 }
 
@@ -76,7 +76,8 @@ async fn start_gitea(gitea: &Path, work: &Path) -> Gitea {
     let url = format!("http://127.0.0.1:{port}");
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let ini = format!(
-        "APP_NAME = skiff-test\nRUN_MODE = prod\nRUN_USER = {user}\nWORK_PATH = {work}\n\n\
+        "APP_NAME = skiff-test\nRUN_MODE = prod\nRUN_USER = {user}\nWORK_PATH = {work}\n\
+         I_AM_BEING_UNSAFE_RUNNING_AS_ROOT = true\n\n\
          [server]\nPROTOCOL = http\nHTTP_ADDR = 127.0.0.1\nHTTP_PORT = {port}\n\
          ROOT_URL = {url}/\nDOMAIN = 127.0.0.1\nSTATIC_ROOT_PATH = {static_root}\n\
          APP_DATA_PATH = {work}/data\nDISABLE_SSH = true\nOFFLINE_MODE = true\n\
