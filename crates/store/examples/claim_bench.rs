@@ -129,6 +129,7 @@ async fn fill(store: &Store, stages: usize, per_build: usize) -> Result<Vec<i64>
                     depends_on: Vec::new(),
                     on_success: true,
                     on_failure: false,
+                    concurrency: 0,
                     steps: vec!["build".into(), "test".into()],
                 })
                 .collect(),
