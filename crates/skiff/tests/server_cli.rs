@@ -3,46 +3,12 @@
 //! --follow/info/ls, and the error a wrong password gets; build approve/decline of a blocked
 //! build made by a GitLab push hook, and repo update.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli_support;
+
+use cli_support::{git, ok, skiff};
+use std::process::Command;
 
 const PASSWORD: &str = "cli-test-password";
-
-fn skiff(config_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skiff"))
-        .args(args)
-        .env("SKIFF_CONFIG_DIR", config_dir)
-        .env_remove("SKIFF_SERVER")
-        .env_remove("SKIFF_TOKEN")
-        .env_remove("SKIFF_PASSWORD")
-        .output()
-        .expect("run skiff")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "skiff failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn login_repo_secret_and_build_commands() {

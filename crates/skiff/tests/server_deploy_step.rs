@@ -6,9 +6,11 @@
 //! object is then read back from the cluster. Without a usable KUBECONFIG the test skips with a
 //! reason (fails under CI=true).
 
+mod cli_support;
 mod deploy_support;
 
 use base64::Engine as _;
+use cli_support::{git, skiff};
 use deploy_support::{cluster, config_map, unique};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::Api;
@@ -26,18 +28,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// The skiff binary with its CLI credentials in `config_dir`.
-fn skiff(config_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skiff"))
-        .args(args)
-        .env("SKIFF_CONFIG_DIR", config_dir)
-        .env_remove("SKIFF_SERVER")
-        .env_remove("SKIFF_TOKEN")
-        .env_remove("SKIFF_PASSWORD")
-        .output()
-        .expect("run skiff")
-}
-
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -45,21 +35,6 @@ fn ok(out: &Output) -> String {
         deploy_support::text(out)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A child process killed when the test ends, however it ends.

@@ -1,39 +1,12 @@
 //! `skiff user`, `skiff secret --org` and `skiff runner token` with the real binary against a
 //! real server (the library router on a free port, SQLite).
 
+mod cli_support;
+
+use cli_support::{fails_with, ok, skiff};
 use std::path::Path;
-use std::process::{Command, Output};
 
 const PASSWORD: &str = "cli-people-password";
-
-fn skiff(config_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skiff"))
-        .args(args)
-        .env("SKIFF_CONFIG_DIR", config_dir)
-        .env_remove("SKIFF_SERVER")
-        .env_remove("SKIFF_TOKEN")
-        .env_remove("SKIFF_PASSWORD")
-        .env_remove("SKIFF_RUNNER_TOKEN")
-        .env_remove("SKIFF_NEW_USER_PASSWORD")
-        .output()
-        .expect("run skiff")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "skiff failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails_with(out: &Output, text: &str) {
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(text), "{stderr}");
-}
 
 #[test]
 fn user_org_secret_and_runner_token_commands() {
