@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use skiff_server::remote::{self, RemoteRunner};
 
 /// An exec pipeline whose one step prints what the workspace's git history looks like.
 fn pipeline(depth: Option<u32>) -> String {
@@ -149,22 +148,15 @@ async fn remote_runner_honours_clone_depth() {
         cfg.runner = false;
         let server = Server::start(cfg, store).await;
         let api = Client::login(&server.url).await;
-        let stop = tokio_util::sync::CancellationToken::new();
-        let runner = tokio::spawn(remote::run(
-            RemoteRunner {
-                server: server.url.clone(),
-                token: api.token.clone(),
-                name: "shallow".into(),
-                capacity: 2,
-                work_dir: dir.path().join("runner-work"),
-                labels: Default::default(),
-                builtins: Default::default(),
-            },
-            stop.clone(),
-        ));
+        let runner = Runner::spawn(
+            &server.url,
+            &api.token,
+            "shallow",
+            2,
+            dir.path().join("runner-work"),
+        );
         shallow_and_full_checkouts(&api, dir.path()).await;
-        stop.cancel();
-        runner.await.expect("join").expect("runner ends cleanly");
+        runner.stop().await;
         server.stop().await;
     }
 }

@@ -493,19 +493,13 @@ async fn statuses_from_builds_run_by_a_remote_runner() {
         )
         .await;
 
-        let stop = tokio_util::sync::CancellationToken::new();
-        let runner = tokio::spawn(skiff_server::remote::run(
-            skiff_server::remote::RemoteRunner {
-                server: server.url.clone(),
-                token: api.token.clone(),
-                name: "far-away".into(),
-                capacity: 1,
-                work_dir: dir.path().join("runner-work"),
-                labels: Default::default(),
-                builtins: Default::default(),
-            },
-            stop.clone(),
-        ));
+        let runner = Runner::spawn(
+            &server.url,
+            &api.token,
+            "far-away",
+            1,
+            dir.path().join("runner-work"),
+        );
         let body = gitea_push("acme/far", "main", &"0".repeat(40), &sha, "first");
         let (status, answer) = api
             .hook("gitea", &gitea_headers("far-1", &body, HOOK_SECRET), &body)
@@ -523,8 +517,7 @@ async fn statuses_from_builds_run_by_a_remote_runner() {
                 ("success".into(), "Build is passing".into()),
             ]
         );
-        stop.cancel();
-        runner.await.expect("join").expect("runner ends cleanly");
+        runner.stop().await;
         server.stop().await;
     }
 }

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use skiff_server::remote::{self, RemoteRunner};
 
 const PIPELINE: &str = "kind: pipeline
 type: exec
@@ -30,19 +29,13 @@ async fn remote_runner_claims_and_reports_over_http() {
         let server = Server::start(cfg, store).await;
         let api = Client::login(&server.url).await;
 
-        let stop = tokio_util::sync::CancellationToken::new();
-        let runner = tokio::spawn(remote::run(
-            RemoteRunner {
-                server: server.url.clone(),
-                token: api.token.clone(),
-                name: "far-away".into(),
-                capacity: 2,
-                work_dir: dir.path().join("runner-work"),
-                labels: Default::default(),
-                builtins: Default::default(),
-            },
-            stop.clone(),
-        ));
+        let runner = Runner::spawn(
+            &server.url,
+            &api.token,
+            "far-away",
+            2,
+            dir.path().join("runner-work"),
+        );
 
         let origin = GitRepo::new(dir.path());
         let sha = origin.commit(PIPELINE, "cloned by the runner");
@@ -74,8 +67,7 @@ async fn remote_runner_claims_and_reports_over_http() {
         assert!(text.contains("remote runner says hi"), "{text}");
         assert!(text.contains("cloned by the runner"), "{text}");
 
-        stop.cancel();
-        runner.await.expect("join").expect("runner ends cleanly");
+        runner.stop().await;
         server.stop().await;
     }
 }

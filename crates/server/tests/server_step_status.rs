@@ -8,7 +8,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use skiff_server::remote::{self, RemoteRunner};
 use std::path::Path;
 use std::time::Duration;
 
@@ -158,22 +157,15 @@ async fn remote_runner_reports_steps_live() {
             "{answer}"
         );
 
-        let stop = tokio_util::sync::CancellationToken::new();
-        let runner = tokio::spawn(remote::run(
-            RemoteRunner {
-                server: server.url.clone(),
-                token: api.token.clone(),
-                name: "live".into(),
-                capacity: 1,
-                work_dir: dir.path().join("runner-work"),
-                labels: Default::default(),
-                builtins: Default::default(),
-            },
-            stop.clone(),
-        ));
+        let runner = Runner::spawn(
+            &server.url,
+            &api.token,
+            "live",
+            1,
+            dir.path().join("runner-work"),
+        );
         steps_report_as_they_run(&api, dir.path()).await;
-        stop.cancel();
-        runner.await.expect("join").expect("runner ends cleanly");
+        runner.stop().await;
         server.stop().await;
     }
 }

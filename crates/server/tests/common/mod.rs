@@ -289,3 +289,42 @@ pub fn gitea_headers(delivery: &str, body: &[u8], secret: &str) -> Vec<(&'static
         ("X-Gitea-Signature", hmac_hex(secret, body)),
     ]
 }
+
+/// A `skiff runner` loop (the library's `remote::run`) against `server`, in this process.
+pub struct Runner {
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), skiff_server::Error>>,
+}
+
+impl Runner {
+    /// Starts a remote runner named `name` with capacity `capacity`, no labels and no built-ins,
+    /// working under `work_dir`.
+    pub fn spawn(
+        server: &str,
+        token: &str,
+        name: &str,
+        capacity: usize,
+        work_dir: PathBuf,
+    ) -> Runner {
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(skiff_server::remote::run(
+            skiff_server::remote::RemoteRunner {
+                server: server.to_string(),
+                token: token.to_string(),
+                name: name.into(),
+                capacity,
+                work_dir,
+                labels: Default::default(),
+                builtins: Default::default(),
+            },
+            stop.clone(),
+        ));
+        Runner { stop, task }
+    }
+
+    /// Stops it (running steps are killed, their stages released) and checks it ended cleanly.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.expect("join").expect("runner ends cleanly");
+    }
+}
