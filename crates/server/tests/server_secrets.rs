@@ -21,31 +21,6 @@ steps:
   - echo \"plain=[$${#PLAIN}] for_pr=[$${#FOR_PR}]\"
 ";
 
-fn pr_body(number: i64, head_repo: &str, head: &str, base: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "action": "opened", "number": number,
-        "pull_request": {"number": number, "title": "change", "user": {"login": "bob"},
-            "head": {"ref": "feature", "sha": head, "repo": {"full_name": head_repo}},
-            "base": {"ref": "main", "sha": base, "repo": {"full_name": "acme/app"}}},
-        "repository": {"full_name": "acme/app", "name": "app", "owner": {"login": "acme"}}
-    }))
-    .expect("json")
-}
-
-async fn pr(api: &Client, delivery: &str, body: &[u8]) -> i64 {
-    let headers = vec![
-        ("X-GitHub-Event", "pull_request".to_string()),
-        ("X-GitHub-Delivery", delivery.to_string()),
-        (
-            "X-Hub-Signature-256",
-            format!("sha256={}", hmac_hex(HOOK_SECRET, body)),
-        ),
-    ];
-    let (status, created) = api.hook("github", &headers, body).await;
-    assert_eq!(status, 201, "{created}");
-    created["build"]["number"].as_i64().expect("number")
-}
-
 async fn output(api: &Client, number: i64) -> String {
     let build = api.wait_build("acme/app", number).await;
     assert_eq!(build["status"], "success", "{build:#}");
@@ -101,10 +76,10 @@ async fn pull_requests_get_only_allowed_secrets() {
         "a push-like event sees all"
     );
 
-    let same_repo = pr(&api, "pr-1", &pr_body(1, "acme/app", &head, &base)).await;
+    let same_repo = pull_request(&api, "pr-1", &pr_body(1, "acme/app", &head, &base)).await;
     assert_eq!(output(&api, same_repo).await, "plain=[0] for_pr=[5]");
 
-    let fork = pr(&api, "pr-2", &pr_body(2, "mallory/app", &head, &base)).await;
+    let fork = pull_request(&api, "pr-2", &pr_body(2, "mallory/app", &head, &base)).await;
     // A pull request from a fork waits for approval by default (docs/server.md, Gates).
     let (status, approved) = api
         .post(

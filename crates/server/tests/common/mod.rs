@@ -328,3 +328,31 @@ impl Runner {
         self.task.await.expect("join").expect("runner ends cleanly");
     }
 }
+
+/// A GitHub `pull_request` (opened) payload for `acme/app`; a `head_repo` other than
+/// `acme/app` makes it a pull request from a fork.
+pub fn pr_body(number: i64, head_repo: &str, head: &str, base: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "action": "opened", "number": number,
+        "pull_request": {"number": number, "title": "change", "user": {"login": "bob"},
+            "head": {"ref": "feature", "sha": head, "repo": {"full_name": head_repo}},
+            "base": {"ref": "main", "sha": base, "repo": {"full_name": "acme/app"}}},
+        "repository": {"full_name": "acme/app", "name": "app", "owner": {"login": "acme"}}
+    }))
+    .expect("json")
+}
+
+/// Delivers a signed GitHub pull request webhook and returns the build number it made.
+pub async fn pull_request(api: &Client, delivery: &str, body: &[u8]) -> i64 {
+    let headers = vec![
+        ("X-GitHub-Event", "pull_request".to_string()),
+        ("X-GitHub-Delivery", delivery.to_string()),
+        (
+            "X-Hub-Signature-256",
+            format!("sha256={}", hmac_hex(HOOK_SECRET, body)),
+        ),
+    ];
+    let (status, created) = api.hook("github", &headers, body).await;
+    assert_eq!(status, 201, "{created}");
+    created["build"]["number"].as_i64().expect("number")
+}
