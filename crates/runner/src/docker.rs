@@ -628,17 +628,8 @@ impl Backend for DockerBackend {
                 None => StepExit::Error("the engine did not report an exit code".into()),
             };
             // 137 is SIGKILL; only then is it worth asking whether the kernel's OOM killer did it.
-            if exit == StepExit::Exited(137) {
-                let oom = docker
-                    .inspect_container(&wait_id, None)
-                    .await
-                    .ok()
-                    .and_then(|c| c.state)
-                    .and_then(|s| s.oom_killed)
-                    .unwrap_or(false);
-                if oom {
-                    log.note("skiff: the step ran out of memory (killed by the OOM killer)");
-                }
+            if exit == StepExit::Exited(137) && killed_by_oom(&docker, &wait_id).await {
+                log.note("skiff: the step ran out of memory (killed by the OOM killer)");
             }
             log.finish();
             exit
@@ -778,6 +769,31 @@ impl Backend for DockerBackend {
         }
         errors
     }
+}
+
+/// Whether the engine saw the kernel's OOM killer act in this container.
+///
+/// The engine learns of an OOM kill from a separate event that can be handled after the exit it
+/// caused, so a container with a memory limit is asked again for a short while before we
+/// conclude it was killed some other way.
+async fn killed_by_oom(docker: &Docker, id: &str) -> bool {
+    for attempt in 0..20 {
+        let Ok(container) = docker.inspect_container(id, None).await else {
+            return false;
+        };
+        if container.state.and_then(|s| s.oom_killed).unwrap_or(false) {
+            return true;
+        }
+        let limited = container
+            .host_config
+            .and_then(|h| h.memory)
+            .is_some_and(|bytes| bytes > 0);
+        if !limited || attempt == 19 {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
 }
 
 #[cfg(test)]
