@@ -98,6 +98,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/hook/gitlab", post(webhook::gitlab))
         .nest("/api/v1", api)
         .nest("/rpc/v1", crate::rpc::router())
+        .merge(crate::hosting::router())
         .with_state(state)
         .layer(axum::middleware::map_response(
             crate::error::json_client_errors,
@@ -182,7 +183,9 @@ async fn list_repos(
 struct AddRepo {
     /// `owner/name`.
     slug: String,
-    git_url: String,
+    /// Empty or absent: Skiff hosts the repository.
+    #[serde(default)]
+    git_url: Option<String>,
     #[serde(default)]
     config_path: Option<String>,
     #[serde(default)]
@@ -225,11 +228,10 @@ async fn add_repo(
     Json(req): Json<AddRepo>,
 ) -> Result<(StatusCode, Json<Value>), Error> {
     let (owner, name) = split_slug(&req.slug)?;
-    if req.git_url.trim().is_empty() {
-        return Err(Error::BadRequest("git_url is empty".into()));
-    }
+    let external = req.git_url.as_deref().map(str::trim).unwrap_or_default();
+    let hosted = external.is_empty();
     for (field, value) in [
-        ("git_url", Some(&req.git_url)),
+        ("git_url", req.git_url.as_ref()),
         ("config_path", req.config_path.as_ref()),
         ("default_branch", req.default_branch.as_ref()),
         ("webhook_secret", req.webhook_secret.as_ref()),
@@ -262,24 +264,41 @@ async fn add_repo(
         .webhook_secret
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| crate::crypto::random_token(20));
-    let repo = state
+    let default_branch = req.default_branch.unwrap_or_else(|| "main".into());
+    let git_url = if hosted {
+        crate::hosting::create(&state, owner, name, &default_branch).await?
+    } else {
+        external.to_string()
+    };
+    let created = state
         .store
         .create_repo(&NewRepo {
             owner: owner.into(),
             name: name.into(),
-            git_url: req.git_url,
+            git_url,
             config_path: req
                 .config_path
                 .filter(|c| !c.is_empty())
                 .unwrap_or_else(|| ".drone.yml".into()),
-            default_branch: req.default_branch.unwrap_or_else(|| "main".into()),
+            default_branch,
             trusted: req.trusted,
             timeout_secs: req.timeout_secs.unwrap_or(3600).max(1),
             visibility,
             fork_pr_secrets: req.fork_pr_secrets,
             webhook_secret: secret.clone(),
+            hosted,
         })
-        .await?;
+        .await;
+    let repo = match created {
+        Ok(repo) => repo,
+        Err(e) => {
+            // The name was taken: the bare repository made for it is not the other one's.
+            if hosted {
+                crate::hosting::remove_new(&state, owner, name).await;
+            }
+            return Err(e.into());
+        }
+    };
     // Whoever adds a repository administers it.
     state.store.set_repo_owner(repo.id, user.id).await?;
     let repo = state

@@ -1,6 +1,7 @@
 //! People and credentials: argon2 password hashes, the first-run admin, API tokens (stored as
 //! SHA-256 hashes), browser sessions, and the extractors that authenticate an API request by
-//! `Authorization: Bearer TOKEN`, HTTP basic auth or the `skiff_session` cookie.
+//! `Authorization: Bearer TOKEN`, HTTP basic auth (a password, or an API token as the password)
+//! or the `skiff_session` cookie.
 //!
 //! Permissions on repositories are decided in one place, [`require`] (and [`repo_as`], which
 //! finds the repository first): every repository handler calls it with the [`Role`] its action
@@ -182,6 +183,19 @@ pub(crate) async fn identify(
             let (user, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| Error::Unauthorized("malformed basic credentials".into()))?;
+            // An API token works as the password too, as git clients and registries expect.
+            let hash = crypto::sha256_hex(password.as_bytes());
+            if let Some(found) = state.store.user_by_token_hash(&hash).await?
+                && found.login == user
+            {
+                if !found.active {
+                    return Err(disabled(&found));
+                }
+                return Ok(Some(Identity {
+                    user: found,
+                    via: Via::Token(hash),
+                }));
+            }
             let user = login(&state.store, user, password).await?;
             return Ok(Some(Identity {
                 user,

@@ -9,14 +9,17 @@ use tokio::process::Command;
 
 pub(crate) struct Git {
     root: PathBuf,
+    /// Where hosted repositories are: they are their own mirror.
+    hosted_root: PathBuf,
     /// One fetch at a time: mirrors are shared by webhooks and runners.
     lock: tokio::sync::Mutex<()>,
 }
 
 impl Git {
-    pub fn new(root: PathBuf) -> Self {
+    pub fn new(root: PathBuf, hosted_root: PathBuf) -> Self {
         Self {
             root,
+            hosted_root,
             lock: tokio::sync::Mutex::new(()),
         }
     }
@@ -25,8 +28,22 @@ impl Git {
         self.root.join(format!("{}.git", repo.id))
     }
 
-    /// Makes sure the mirror has `sha`, cloning or fetching as needed; returns its path.
+    /// Makes sure the mirror has `sha`, cloning or fetching as needed; returns its path. A
+    /// hosted repository is its own mirror: a commit it lacks is not anywhere else.
     pub async fn mirror_with(&self, repo: &Repo, sha: &str) -> Result<PathBuf, Error> {
+        if repo.hosted {
+            let path = self
+                .hosted_root
+                .join(&repo.owner)
+                .join(format!("{}.git", repo.name));
+            if !sha.is_empty() && !has_commit(&path, sha).await {
+                return Err(Error::Git {
+                    action: "read".into(),
+                    reason: format!("commit {sha} is not in {}", repo.slug()),
+                });
+            }
+            return Ok(path);
+        }
         let _guard = self.lock.lock().await;
         let path = self.mirror_path(repo);
         if !path.join("HEAD").exists() {
@@ -86,14 +103,16 @@ impl Git {
     /// The commit a ref points at in the mirror (manual runs by branch).
     pub async fn resolve(&self, repo: &Repo, git_ref: &str) -> Result<String, Error> {
         let mirror = self.mirror_with(repo, "").await?;
-        run(
-            "fetch",
-            Command::new("git")
-                .arg("--git-dir")
-                .arg(&mirror)
-                .args(["fetch", "--quiet", "--prune", "origin"]),
-        )
-        .await?;
+        if !repo.hosted {
+            run(
+                "fetch",
+                Command::new("git")
+                    .arg("--git-dir")
+                    .arg(&mirror)
+                    .args(["fetch", "--quiet", "--prune", "origin"]),
+            )
+            .await?;
+        }
         let out = run(
             "rev-parse",
             Command::new("git").arg("--git-dir").arg(&mirror).args([

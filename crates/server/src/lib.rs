@@ -32,6 +32,7 @@ mod error;
 mod forge;
 mod gates;
 mod git;
+mod hosting;
 mod openapi;
 mod people;
 pub mod remote;
@@ -96,7 +97,8 @@ impl ServerConfig {
 
 /// What [`app`] hands back.
 pub struct App {
-    /// Routes: `/hook/*`, `/api/v1/*`, `/healthz`, `/readyz`.
+    /// Routes: `/hook/*`, `/api/v1/*`, `/healthz`, `/readyz`, hosted repositories at
+    /// `/OWNER/NAME.git`.
     pub router: axum::Router,
     /// Background tasks (the runner loop); they end after [`App::shutdown`].
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -135,6 +137,8 @@ pub(crate) struct State {
     /// Woken when a build is queued, so an idle runner claims at once.
     pub queued: tokio::sync::Notify,
     pub git: git::Git,
+    /// Repositories Skiff hosts (served over git's smart HTTP).
+    pub hosting: hosting::Hosting,
     /// Where changes of a build's status are sent, for commit statuses on the forge.
     pub reporter: commit_status::Reporter,
 }
@@ -163,7 +167,8 @@ pub async fn app_with_store(config: ServerConfig, store: Store) -> Result<App, E
     })?;
     auth::bootstrap_admin(&store, config.admin_password.as_deref()).await?;
     let key = crypto::SecretKey::load_or_create(&config.data_dir.join("secret.key"))?;
-    let git = git::Git::new(config.data_dir.join("git"));
+    let hosted_root = config.data_dir.join("repos");
+    let git = git::Git::new(config.data_dir.join("git"), hosted_root.clone());
     let (reporter, notices) = commit_status::Reporter::new();
     let state = Arc::new(State {
         store: store.clone(),
@@ -171,6 +176,7 @@ pub async fn app_with_store(config: ServerConfig, store: Store) -> Result<App, E
         key,
         queued: tokio::sync::Notify::new(),
         git,
+        hosting: hosting::Hosting::new(hosted_root),
         reporter,
     });
     let stop = CancellationToken::new();

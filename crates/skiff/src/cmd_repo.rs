@@ -14,13 +14,16 @@ pub struct RepoArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RepoCommand {
-    /// Add a repository by its git URL; prints the webhook secret and URLs for the forge.
+    /// Add a repository: an external one by its git URL (prints the webhook secret and URLs
+    /// for the forge), or without --git-url one Skiff hosts (prints its clone URL; a push to
+    /// it makes builds).
     Add {
         /// OWNER/NAME as the forge names it (webhooks are matched by it).
         slug: String,
-        /// Where the server clones it from (https://…, ssh, a path or file://).
+        /// Where the server clones it from (https://…, ssh, a path or file://); without it the
+        /// server hosts the repository itself.
         #[arg(long)]
-        git_url: String,
+        git_url: Option<String>,
         /// The pipeline file.
         #[arg(long = "config", default_value = ".drone.yml")]
         config: String,
@@ -198,6 +201,14 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     let base = client.server();
                     println!("added {name}");
+                    if repo["hosted"].as_bool() == Some(true) {
+                        println!("clone URL:      {}", field(&repo, "git_url"));
+                        println!(
+                            "push to it to build: git push {} HEAD",
+                            field(&repo, "git_url")
+                        );
+                        return Ok(ExitCode::SUCCESS);
+                    }
                     println!("webhook secret: {}", field(&repo, "webhook_secret"));
                     println!(
                         "webhook URLs:   {base}/hook/gitea  {base}/hook/github  {base}/hook/gitlab"

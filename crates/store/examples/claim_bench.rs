@@ -103,6 +103,7 @@ async fn fill(store: &Store, stages: usize, per_build: usize) -> Result<Vec<i64>
             visibility: "private".into(),
             fork_pr_secrets: false,
             webhook_secret: "bench".into(),
+            hosted: false,
         })
         .await
         .map_err(|e| format!("create repo: {e}"))?;

@@ -69,6 +69,9 @@ pub struct Repo {
     pub cancel_pulls: bool,
     /// A new push build cancels older pending builds of the same branch.
     pub cancel_push: bool,
+    /// Skiff hosts the repository (a bare repository in the data directory, served over git's
+    /// smart HTTP); `git_url` is then the server's own URL for it.
+    pub hosted: bool,
 }
 
 impl Repo {
@@ -90,6 +93,7 @@ pub struct NewRepo {
     pub visibility: String,
     pub fork_pr_secrets: bool,
     pub webhook_secret: String,
+    pub hosted: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]

@@ -86,8 +86,8 @@ impl Store {
 
     pub async fn create_repo(&self, repo: &NewRepo) -> Result<Repo, StoreError> {
         const SQL: &str = "INSERT INTO repos (owner, name, git_url, config_path, default_branch, \
-             trusted, timeout_secs, visibility, fork_pr_secrets, webhook_secret, active, created) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *";
+             trusted, timeout_secs, visibility, fork_pr_secrets, webhook_secret, active, created, hosted) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING *";
         with_pool!(self, |p| sqlx::query_as::<_, Repo>(SQL)
             .bind(&repo.owner)
             .bind(&repo.name)
@@ -101,6 +101,7 @@ impl Store {
             .bind(&repo.webhook_secret)
             .bind(true)
             .bind(now_ms())
+            .bind(repo.hosted)
             .fetch_one(p)
             .await)
         .map_err(|e| {

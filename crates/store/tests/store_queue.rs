@@ -69,6 +69,7 @@ async fn build_numbers_and_delivery_dedupe() {
                 visibility: String::new(),
                 fork_pr_secrets: false,
                 webhook_secret: String::new(),
+                hosted: false,
             })
             .await
         {

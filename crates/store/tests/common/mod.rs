@@ -49,6 +49,7 @@ pub async fn repo(store: &Store, name: &str) -> Repo {
             visibility: "private".into(),
             fork_pr_secrets: false,
             webhook_secret: "s3cret".into(),
+            hosted: false,
         })
         .await
         .expect("create repo")
