@@ -120,6 +120,7 @@ pub(crate) async fn create_with_params(
         error: String::new(),
         deploy_to: event.deploy_to,
         cron: event.cron,
+        config: String::new(),
         stages: Vec::new(),
     };
     // The same facts the runner will see, without a number yet.
@@ -147,6 +148,7 @@ pub(crate) async fn create_with_params(
         finished: 0,
         deploy_to: new.deploy_to.clone(),
         cron: new.cron.clone(),
+        config: String::new(),
     };
     let ctx = context(&state.config.public_url, repo, &draft);
     if skip_requested(&ctx) {
@@ -168,6 +170,8 @@ pub(crate) async fn create_with_params(
                 Err(diagnostics) => fail(&mut new, diagnostics.to_string()),
                 Ok(plan) => {
                     new.stages = plan.matched().map(stage_row).collect();
+                    // Kept with the build: runners plan their stage from this same text.
+                    new.config = text;
                     if new.stages.is_empty() {
                         return Ok(Outcome::Skipped(format!(
                             "no pipeline's trigger matches the {} event on `{}`",

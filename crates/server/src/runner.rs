@@ -206,11 +206,16 @@ pub(crate) async fn job_for(state: &Shared, claim: Claim) -> Result<Job, (Claim,
             .repo_by_id(build.repo_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("repository #{}", build.repo_id)))?;
-        let config = state
-            .git
-            .read_file(&repo, &build.sha, &repo.config_path)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("{} at {}", repo.config_path, build.sha)))?;
+        // Builds keep the file they were planned from; older ones read it from git again.
+        let config = if build.config.is_empty() {
+            state
+                .git
+                .read_file(&repo, &build.sha, &repo.config_path)
+                .await?
+                .ok_or_else(|| Error::NotFound(format!("{} at {}", repo.config_path, build.sha)))?
+        } else {
+            build.config.clone()
+        };
         let secrets = crate::api::secrets_for_build(state, &repo, &build).await?;
         Ok::<_, Error>((build, repo, config, secrets))
     };

@@ -56,6 +56,11 @@ enum Command {
     Server(cmd_server::ServerArgs),
 }
 
+/// glibc's malloc keeps the heap that a build's transient buffers grew (RSS ~140 MB after the
+/// first builds against ~18 MB idle); jemalloc returns freed pages to the system.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     init_tracing();
     let cli = Cli::parse();

@@ -124,6 +124,10 @@ pub struct Build {
     pub deploy_to: String,
     /// The cron job's name for a `cron` build.
     pub cron: String,
+    /// The pipeline file the build was planned from (empty for builds made before it was kept,
+    /// and for builds whose file could not be read). Not part of the API's build.
+    #[serde(default, skip_serializing)]
+    pub config: String,
 }
 
 /// The event a build is made for, before it has a number.
@@ -150,6 +154,8 @@ pub struct NewBuild {
     pub error: String,
     pub deploy_to: String,
     pub cron: String,
+    /// The pipeline file text the stages were planned from.
+    pub config: String,
     pub stages: Vec<NewStage>,
 }
 

@@ -9,8 +9,8 @@ use crate::{
 
 const INSERT_BUILD: &str = "INSERT INTO builds (repo_id, number, event, action, git_ref, branch, \
      target_branch, sha, before_sha, message, author, author_email, fork, params, status, error, \
-     delivery_id, created, finished, deploy_to, cron) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-     $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (repo_id, delivery_id) DO NOTHING RETURNING *";
+     delivery_id, created, finished, deploy_to, cron, config) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+     $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) ON CONFLICT (repo_id, delivery_id) DO NOTHING RETURNING *";
 const INSERT_STAGE: &str = "INSERT INTO stages (build_id, number, name, kind, os, arch, labels, \
      depends_on, on_success, on_failure, status, repo_id, concurrency) VALUES ($1, $2, $3, $4, \
      $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
@@ -182,6 +182,7 @@ impl Store {
                 .bind(finished)
                 .bind(&new.deploy_to)
                 .bind(&new.cron)
+                .bind(&new.config)
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(build) = build else {
