@@ -30,11 +30,9 @@ static STREAMING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX
 
 /// Chunks at least this large are passed on without copying.
 const DIRECT: usize = 64 << 10;
-/// How many coalesced chunks may wait for the writer thread (bounds memory per upload to ~8 MiB).
+/// How many chunks may wait for the hashing and for the writing thread (the chunks are shared
+/// between the two queues, so this bounds memory per upload to ~8 MiB).
 const QUEUE: usize = 8;
-/// Hashed and written in slices of this size, small enough to stay in the core's cache between
-/// the hash reading them and the write copying them.
-const SLICE: usize = 256 << 10;
 /// Space reserved ahead of an upload is capped: a client may announce more than it sends.
 const MAX_PREALLOCATE: u64 = 4 << 30;
 
@@ -184,33 +182,37 @@ where
     .map_err(|e| Error::Internal(e.to_string()))?
     .map_err(|e| Error::io(path.display().to_string(), e))?;
 
+    // Hashing and writing run on their own threads, side by side: the hash is the slowest
+    // part of a push, and the write (a copy into the page cache) then costs it nothing.
+    let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
+    let hashing = hasher.map(|mut hasher| {
+        tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = hash_rx.blocking_recv() {
+                hasher.update(&chunk);
+            }
+            hasher
+        })
+    });
+    let hash_tx = hashing.is_some().then_some(hash_tx);
     let (write_tx, mut write_rx) = tokio::sync::mpsc::channel::<Bytes>(QUEUE);
-    let writer = tokio::task::spawn_blocking(move || -> (std::io::Result<u64>, Option<Hasher>) {
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut file = file;
-        let mut hasher = hasher;
         let reserved = expected_len.and_then(|len| preallocate(&file, len));
         let mut written = 0u64;
         let mut result = Ok(());
-        'chunks: while let Some(chunk) = write_rx.blocking_recv() {
-            for slice in chunk.chunks(SLICE) {
-                // Hashing first brings the slice into the cache the write then copies from.
-                // After a failed write the hash state is dropped with the error.
-                if let Some(hasher) = hasher.as_mut() {
-                    hasher.update(slice);
-                }
-                if let Err(e) = file.write_all(slice) {
-                    result = Err(e);
-                    break 'chunks;
-                }
-                written += slice.len() as u64;
+        while let Some(chunk) = write_rx.blocking_recv() {
+            if let Err(e) = file.write_all(&chunk) {
+                result = Err(e);
+                break;
             }
+            written += chunk.len() as u64;
         }
         if let Some((start, len)) = reserved
             && written < len
         {
             release_reserved(&file, start + written, len - written);
         }
-        (result.map(|()| written), hasher)
+        result.map(|()| written)
     });
 
     let mut interrupted = None;
@@ -238,11 +240,17 @@ where
             }
             None => (!pending.is_empty()).then(|| pending.split().freeze()),
         };
-        if let Some(chunk) = flush
-            && write_tx.send(chunk).await.is_err()
-        {
-            writer_gone = true;
-            break;
+        if let Some(chunk) = flush {
+            if let Some(hash_tx) = &hash_tx
+                && hash_tx.send(chunk.clone()).await.is_err()
+            {
+                writer_gone = true;
+                break;
+            }
+            if write_tx.send(chunk).await.is_err() {
+                writer_gone = true;
+                break;
+            }
         }
         match next {
             Some(Ok(_)) => {}
@@ -250,9 +258,17 @@ where
         }
     }
     drop(write_tx);
-    let (write_result, hasher) = writer
+    drop(hash_tx);
+    let write_result = writer
         .await
         .map_err(|e| Error::Internal(format!("upload writer failed: {e}")))?;
+    let hasher = match hashing {
+        Some(task) => Some(
+            task.await
+                .map_err(|e| Error::Internal(format!("upload hasher failed: {e}")))?,
+        ),
+        None => None,
+    };
     match write_result {
         Ok(written) if !writer_gone => Ok(Appended {
             written,
