@@ -202,6 +202,28 @@ fn login_repo_secret_and_build_commands() {
         "acme/cli: no forge set; no commit statuses"
     );
 
+    // Without --git-url the server hosts the repository; a push to it makes a build.
+    let added = ok(&skiff(&config, &["repo", "add", "acme/hosted"]));
+    assert!(
+        added.contains("clone URL:      http://localhost:8080/acme/hosted.git"),
+        "{added}"
+    );
+    assert!(!added.contains("webhook secret"), "{added}");
+    let (scheme, host) = url.split_once("://").expect("url");
+    let push_url = format!("{scheme}://admin:{PASSWORD}@{host}/acme/hosted.git");
+    git(&origin, &["push", "-q", &push_url, "main"]);
+    let mut builds = serde_json::Value::Null;
+    for _ in 0..300 {
+        let listed = ok(&skiff(&config, &["build", "ls", "acme/hosted", "--json"]));
+        builds = serde_json::from_str(&listed).expect("json");
+        if builds[0]["status"] == "success" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(builds[0]["event"], "push", "{builds}");
+    assert_eq!(builds[0]["status"], "success", "{builds}");
+
     let out = skiff(&config, &["build", "info", "acme/cli", "9"]);
     assert!(!out.status.success());
     assert!(
