@@ -141,7 +141,7 @@ impl Git {
             // The mirror has every ref (pull request refs and tags too), so the commit itself
             // can be asked for; `git-upload-pack` serves any commit it has over protocol v2.
             let source = mirror.to_string_lossy();
-            return fetch_commit(&source, &repo.git_url, "", sha, depth, dest).await;
+            return fetch_commit(&source, &repo.git_url, "", sha, depth, dest, None).await;
         }
         let _ = std::fs::remove_dir_all(dest);
         run(
@@ -172,6 +172,18 @@ impl Git {
         .await?;
         Ok(())
     }
+}
+
+/// `git -C dir ARGS`, sending `auth_header` with HTTP requests when given.
+fn git_in(dir: &Path, auth_header: Option<&str>, args: &[&str]) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir).args(args);
+    if let Some(header) = auth_header {
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", header);
+    }
+    cmd
 }
 
 async fn has_commit(mirror: &Path, sha: &str) -> bool {
@@ -206,24 +218,23 @@ async fn run(action: &str, cmd: &mut Command) -> Result<String, Error> {
 
 /// Clones `url` into `dest` and checks out `sha`, fetching `git_ref` first (pull request refs
 /// are not in a plain clone). Used by remote runners, which have no mirror. With `depth`
-/// (`clone: depth: N`) the fetch is shallow.
+/// (`clone: depth: N`) the fetch is shallow. `auth_header` (`Authorization: …`) is sent with
+/// every HTTP request git makes, passed in the environment so it is neither in the process
+/// list nor kept in the workspace's git config.
 pub(crate) async fn clone_commit(
     url: &str,
     git_ref: &str,
     sha: &str,
     depth: Option<u32>,
     dest: &Path,
+    auth_header: Option<&str>,
 ) -> Result<(), Error> {
     if let Some(depth) = depth.filter(|d| *d > 0) {
-        return fetch_commit(url, url, git_ref, sha, depth, dest).await;
+        return fetch_commit(url, url, git_ref, sha, depth, dest, auth_header).await;
     }
     let _ = std::fs::remove_dir_all(dest);
     std::fs::create_dir_all(dest).map_err(Error::Io)?;
-    let git = |args: &[&str]| {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(dest).args(args);
-        cmd
-    };
+    let git = |args: &[&str]| git_in(dest, auth_header, args);
     run("init", &mut git(&["init", "--quiet"])).await?;
     run("remote", &mut git(&["remote", "add", "--", "origin", url])).await?;
     if !git_ref.is_empty() {
@@ -254,14 +265,11 @@ async fn fetch_commit(
     sha: &str,
     depth: u32,
     dest: &Path,
+    auth_header: Option<&str>,
 ) -> Result<(), Error> {
     let _ = std::fs::remove_dir_all(dest);
     std::fs::create_dir_all(dest).map_err(Error::Io)?;
-    let git = |args: &[&str]| {
-        let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(dest).args(args);
-        cmd
-    };
+    let git = |args: &[&str]| git_in(dest, auth_header, args);
     let depth = format!("--depth={depth}");
     run("init", &mut git(&["init", "--quiet"])).await?;
     run(

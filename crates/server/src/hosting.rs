@@ -30,6 +30,55 @@ use tokio::process::{Child, Command};
 
 const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
+/// The basic-auth user a runner clones a hosted repository as; the password is
+/// `STAGE_ID.LEASE_TOKEN` of a stage of that repository it holds. Read access only, and only
+/// while the lease lasts.
+const LEASE_USER: &str = "skiff-stage-lease";
+
+/// The `Authorization` header a runner holding `stage_id`'s lease clones with.
+pub(crate) fn lease_auth_header(stage_id: i64, lease_token: &str) -> String {
+    use base64::Engine;
+    let credentials = format!("{LEASE_USER}:{stage_id}.{lease_token}");
+    format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    )
+}
+
+/// The lease a request presents as `LEASE_USER` basic credentials, if it does.
+fn presented_lease(parts: &Parts) -> Option<(i64, String)> {
+    use base64::Engine;
+    let header = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = header.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let password = decoded.strip_prefix(LEASE_USER)?.strip_prefix(':')?;
+    let (id, token) = password.split_once('.')?;
+    Some((id.parse().ok()?, token.to_string()))
+}
+
+/// Whether `stage_id` is a stage of `repo` that is running under `token` right now.
+async fn lease_reads(
+    state: &State,
+    repo: &Repo,
+    stage_id: i64,
+    token: &str,
+) -> Result<bool, Error> {
+    let Some(stage) = state.store.stage(stage_id).await? else {
+        return Ok(false);
+    };
+    if stage.lease_token.is_empty()
+        || !crate::crypto::same_secret(&stage.lease_token, token)
+        || skiff_store::status::is_done(&stage.status)
+    {
+        return Ok(false);
+    }
+    let build = state.store.build_by_id(stage.build_id).await?;
+    Ok(build.is_some_and(|b| b.repo_id == repo.id))
+}
+
 /// Where hosted repositories live, and one push at a time per repository (the ref comparison
 /// that turns a push into builds must not see another push's updates).
 pub(crate) struct Hosting {
@@ -294,6 +343,18 @@ async fn find(
     needed: Role,
 ) -> Result<Repo, Error> {
     let name = repo.strip_suffix(".git").unwrap_or(repo);
+    if let Some((stage_id, token)) = presented_lease(parts) {
+        let denied =
+            || Error::Unauthorized("no running stage of this repository holds that lease".into());
+        if needed != Role::Read || !crate::api::valid_name(owner) || !crate::api::valid_name(name) {
+            return Err(denied());
+        }
+        let found = state.store.repo(owner, name).await?.ok_or_else(denied)?;
+        if !found.hosted || !lease_reads(state, &found, stage_id, &token).await? {
+            return Err(denied());
+        }
+        return Ok(found);
+    }
     let caller: Option<User> = auth::identify(parts, state).await?.map(|i| i.user);
     let repo = auth::repo_as(state, owner, name, caller.as_ref(), needed)
         .await

@@ -44,6 +44,11 @@ pub(crate) struct RpcClient {
 }
 
 impl RpcClient {
+    /// The server's URL, as this runner reaches it.
+    pub(crate) fn server(&self) -> &str {
+        &self.base
+    }
+
     async fn post<T: serde::Serialize>(
         &self,
         path: &str,

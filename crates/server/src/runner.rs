@@ -147,6 +147,21 @@ impl Io {
                     .checkout(&job.repo, &job.build.sha, depth, dest)
                     .await
             }
+            Io::Remote(rpc) if job.repo.hosted => {
+                // A hosted repository is cloned from the server this runner talks to, with the
+                // stage's lease as a read-only credential that ends with the lease.
+                let url = format!("{}/{}/{}.git", rpc.server(), job.repo.owner, job.repo.name);
+                let header = crate::hosting::lease_auth_header(job.stage.id, &job.lease_token);
+                crate::git::clone_commit(
+                    &url,
+                    &job.build.git_ref,
+                    &job.build.sha,
+                    depth,
+                    dest,
+                    Some(&header),
+                )
+                .await
+            }
             Io::Remote(_) => {
                 crate::git::clone_commit(
                     &job.repo.git_url,
@@ -154,6 +169,7 @@ impl Io {
                     &job.build.sha,
                     depth,
                     dest,
+                    None,
                 )
                 .await
             }

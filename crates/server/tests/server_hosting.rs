@@ -237,3 +237,69 @@ async fn wait_for_build(api: &Api, who: &As, number: i64) -> serde_json::Value {
     }
     panic!("build {number} did not finish");
 }
+
+/// A remote runner clones a private hosted repository from the server it talks to, with its
+/// stage's lease as the credential; a made-up lease gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_runner_clones_a_private_hosted_repository_with_its_lease() {
+    for db in databases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        let (store, _) = open_store(&db, &data).await;
+        let mut cfg = config(&data);
+        cfg.runner = false;
+        let server = Server::start(cfg, store).await;
+        let api = Api::new(&server.url);
+        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let As::Token(token) = admin.clone() else {
+            unreachable!("login returns a token")
+        };
+        let (status, repo) = api
+            .post(&admin, "/api/v1/repos", json!({"slug": "acme/site"}))
+            .await;
+        assert_eq!(status, 201, "{repo}");
+        assert_eq!(repo["visibility"], "private");
+
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(&work).expect("mkdir");
+        ok(&git(&work, &["init", "-q", "-b", "main"]));
+        std::fs::write(work.join(".drone.yml"), PIPELINE).expect("write");
+        ok(&git(&work, &["add", "-A"]));
+        ok(&git(&work, &["commit", "-q", "-m", "remote"]));
+        let push = url_as(&server.url, Some(("admin", &token)));
+        ok(&git(&work, &["push", "-q", &push, "main"]));
+
+        let runner = Runner::spawn(
+            &server.url,
+            &token,
+            "far-away",
+            1,
+            dir.path().join("runner"),
+        );
+        let build = wait_for_build(&api, &admin, 1).await;
+        assert_eq!(build["status"], "success", "{build}");
+        let (_, log) = api
+            .get(&admin, "/api/v1/repos/acme/site/builds/1/logs")
+            .await;
+        assert!(
+            log.to_string()
+                .contains("built refs/heads/main by Dana Dev"),
+            "{log}"
+        );
+        runner.stop().await;
+
+        // The lease user with a lease nobody holds is refused.
+        let forged = reqwest::Client::new()
+            .get(format!(
+                "{}/acme/site.git/info/refs?service=git-upload-pack",
+                server.url
+            ))
+            .basic_auth("skiff-stage-lease", Some("1.not-the-lease"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(forged.status(), 401);
+        server.stop().await;
+    }
+}
