@@ -21,6 +21,15 @@ pub enum ClientError {
     Api { status: u16, reason: String },
     #[error("credentials file {path}: {reason}")]
     Credentials { path: PathBuf, reason: String },
+    #[error("the event stream from {url} broke: {reason}")]
+    Stream { url: String, reason: String },
+}
+
+/// One Server-Sent Event: its `event:` name and its `data:`.
+#[derive(Debug, Clone)]
+pub struct ServerEvent {
+    pub event: String,
+    pub data: String,
 }
 
 /// The server and token the CLI uses.
@@ -148,6 +157,49 @@ impl Client {
 
     pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
         self.send(reqwest::Method::DELETE, path, None).await
+    }
+
+    /// Opens the Server-Sent Events stream at `/api/v1{path}` and yields its events as they
+    /// arrive (a non-2xx answer is [`ClientError::Api`]).
+    pub async fn events(
+        &self,
+        path: &str,
+    ) -> Result<impl futures::Stream<Item = Result<ServerEvent, ClientError>> + use<>, ClientError>
+    {
+        use eventsource_stream::Eventsource;
+        use futures::StreamExt;
+        let url = format!("{}/api/v1{path}", self.base);
+        let mut req = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|source| ClientError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let text = resp.text().await.unwrap_or_default();
+            let reason = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(String::from))
+                .unwrap_or(text);
+            return Err(ClientError::Api { status, reason });
+        }
+        Ok(resp.bytes_stream().eventsource().map(move |event| {
+            event
+                .map(|e| ServerEvent {
+                    event: e.event,
+                    data: e.data,
+                })
+                .map_err(|e| ClientError::Stream {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })
+        }))
     }
 
     /// Calls `/api/v1{path}`; a non-2xx answer becomes [`ClientError::Api`] with its reason.

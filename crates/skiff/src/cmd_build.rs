@@ -5,9 +5,7 @@ use crate::cmd_login::{block_on, field, print_json, slug};
 use anyhow::bail;
 use serde_json::Value;
 use skiff_server::client::Client;
-use std::collections::HashMap;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// List, inspect, follow, run, cancel and restart builds.
 #[derive(Debug, clap::Args)]
@@ -264,7 +262,8 @@ fn print_info(build: &Value) {
     }
 }
 
-/// Prints lines as they appear; with `follow`, polls until the build has finished.
+/// Prints a build's log lines; with `follow`, from the server's Server-Sent Events stream as
+/// they are stored, until the build ends. The exit code is the build's: success or not.
 async fn logs(
     client: &Client,
     repo: &str,
@@ -272,38 +271,63 @@ async fn logs(
     follow: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut printed: HashMap<(i64, i64), i64> = HashMap::new();
-    loop {
-        let logs = client
-            .get(&format!("/repos/{repo}/builds/{number}/logs"))
-            .await?;
-        if json && !follow {
-            print_json(&logs);
-            return Ok(ExitCode::SUCCESS);
-        }
-        for step in logs["steps"].as_array().into_iter().flatten() {
-            let key = (
-                step["stage_number"].as_i64().unwrap_or(0),
-                step["step_number"].as_i64().unwrap_or(0),
-            );
-            let seen = printed.entry(key).or_insert(-1);
-            for line in step["lines"].as_array().into_iter().flatten() {
-                let pos = line["pos"].as_i64().unwrap_or(0);
-                if pos > *seen {
-                    *seen = pos;
-                    println!("[{}] {}", field(step, "step"), field(line, "out"));
-                }
-            }
-        }
-        let status = field(&logs, "status");
-        let done = !matches!(status.as_str(), "pending" | "running");
-        if !follow || done {
-            return Ok(if status == "success" || !done {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    if follow {
+        return follow_logs(client, repo, number, json).await;
     }
+    let logs = client
+        .get(&format!("/repos/{repo}/builds/{number}/logs"))
+        .await?;
+    if json {
+        print_json(&logs);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for step in logs["steps"].as_array().into_iter().flatten() {
+        for line in step["lines"].as_array().into_iter().flatten() {
+            println!("[{}] {}", field(step, "step"), field(line, "out"));
+        }
+    }
+    let status = field(&logs, "status");
+    let done = !matches!(status.as_str(), "pending" | "running");
+    Ok(if status == "success" || !done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `logs --follow`: each `line` event printed as it comes (as JSON lines with `--json`), then
+/// the `done` event's status decides the exit code.
+async fn follow_logs(
+    client: &Client,
+    repo: &str,
+    number: i64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use futures::StreamExt;
+    let events = client
+        .events(&format!("/repos/{repo}/builds/{number}/logs/stream"))
+        .await?;
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let event = event?;
+        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap_or_default();
+        match event.event.as_str() {
+            "line" if json => println!("{data}"),
+            "line" => println!("[{}] {}", field(&data, "step"), field(&data, "out")),
+            "done" => {
+                if json {
+                    println!("{data}");
+                }
+                let status = field(&data, "status");
+                if status != "success" {
+                    eprintln!("build #{number} {status}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            "error" => anyhow::bail!("the server stopped the log stream: {}", event.data),
+            _ => {}
+        }
+    }
+    anyhow::bail!("the log stream ended before the build did")
 }

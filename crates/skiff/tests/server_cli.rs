@@ -5,7 +5,7 @@
 
 mod cli_support;
 
-use cli_support::{git, ok, skiff};
+use cli_support::{fails_with, git, ok, skiff};
 use std::process::Command;
 
 const PASSWORD: &str = "cli-test-password";
@@ -212,17 +212,36 @@ fn login_repo_secret_and_build_commands() {
     let (scheme, host) = url.split_once("://").expect("url");
     let push_url = format!("{scheme}://admin:{PASSWORD}@{host}/acme/hosted.git");
     git(&origin, &["push", "-q", &push_url, "main"]);
-    let mut builds = serde_json::Value::Null;
-    for _ in 0..300 {
-        let listed = ok(&skiff(&config, &["build", "ls", "acme/hosted", "--json"]));
-        builds = serde_json::from_str(&listed).expect("json");
-        if builds[0]["status"] == "success" {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    // The push answered after the build was recorded; follow it live over the SSE stream.
+    let logs = ok(&skiff(
+        &config,
+        &["build", "logs", "acme/hosted", "1", "--follow"],
+    ));
+    assert!(logs.contains("[hi] hello cli"), "{logs}");
+    let followed = ok(&skiff(
+        &config,
+        &["build", "logs", "acme/hosted", "1", "--follow", "--json"],
+    ));
+    let last: serde_json::Value =
+        serde_json::from_str(followed.lines().last().unwrap_or_default()).expect("json");
+    assert_eq!(last["status"], "success", "{followed}");
+    let listed = ok(&skiff(&config, &["build", "ls", "acme/hosted", "--json"]));
+    let builds: serde_json::Value = serde_json::from_str(&listed).expect("json");
     assert_eq!(builds[0]["event"], "push", "{builds}");
-    assert_eq!(builds[0]["status"], "success", "{builds}");
+    // A failing build: `--follow` prints its lines and exits non-zero.
+    git(&origin, &["checkout", "-q", "-b", "broken"]);
+    std::fs::write(
+        origin.join(".drone.yml"),
+        "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: boom\n  commands:\n  - echo about to fail\n  - exit 3\n",
+    )
+    .expect("write");
+    git(&origin, &["commit", "-q", "-am", "break it"]);
+    git(&origin, &["push", "-q", &push_url, "broken"]);
+    let out = skiff(&config, &["build", "logs", "acme/hosted", "2", "--follow"]);
+    assert!(!out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("[boom] about to fail"), "{printed}");
+    fails_with(&out, "build #2 failure");
 
     let out = skiff(&config, &["build", "info", "acme/cli", "9"]);
     assert!(!out.status.success());
