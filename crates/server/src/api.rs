@@ -463,6 +463,7 @@ async fn stream_logs(
     let repo = auth::repo_as(&state, &owner, &name, caller.as_ref(), Role::Read).await?;
     let build = find_build(&state, &repo, number).await?;
     let follow = Follow {
+        changes: state.activity.subscribe(),
         state,
         build_id: build.id,
         seen: HashMap::new(),
@@ -484,7 +485,11 @@ async fn stream_logs(
                 continue;
             }
             if f.queue.is_empty() && !f.done {
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                // Woken by this server's writers; the timeout covers lines another replica
+                // stored.
+                let _ =
+                    tokio::time::timeout(std::time::Duration::from_secs(1), f.changes.changed())
+                        .await;
             }
         }
     });
@@ -493,6 +498,8 @@ async fn stream_logs(
 
 struct Follow {
     state: Shared,
+    /// Changes when lines are stored or a stage ends ([`crate::State::touched`]).
+    changes: tokio::sync::watch::Receiver<u64>,
     build_id: i64,
     /// Next position to read, per step id.
     seen: HashMap<i64, i64>,
@@ -502,6 +509,8 @@ struct Follow {
 
 impl Follow {
     async fn poll(&mut self) -> Result<(), Error> {
+        // Seen now: a change from here on wakes the next wait.
+        self.changes.borrow_and_update();
         let store = &self.state.store;
         // Read the status first: lines stored before the build ended are then all read below.
         let build = store

@@ -141,6 +141,15 @@ pub(crate) struct State {
     pub hosting: hosting::Hosting,
     /// Where changes of a build's status are sent, for commit statuses on the forge.
     pub reporter: commit_status::Reporter,
+    /// Bumped when log lines are stored or a stage ends, so log streams read at once.
+    pub activity: tokio::sync::watch::Sender<u64>,
+}
+
+impl State {
+    /// Wakes the log streams: new lines or a finished stage.
+    pub(crate) fn touched(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 pub(crate) type Shared = Arc<State>;
@@ -178,6 +187,7 @@ pub async fn app_with_store(config: ServerConfig, store: Store) -> Result<App, E
         git,
         hosting: hosting::Hosting::new(hosted_root),
         reporter,
+        activity: tokio::sync::watch::channel(0).0,
     });
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();

@@ -150,6 +150,7 @@ async fn logs(
         .store
         .append_stage_logs(id, req.step, &req.lines)
         .await?;
+    state.touched();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -220,6 +221,7 @@ async fn finish(
         .finish_stage(id, &req.lease_token, &req.status, &req.error)
         .await?
     {
+        state.touched();
         state.reporter.stage_finished(id);
         // A freed slot (concurrency limits) or released dependants: wake idle claimers.
         state.queued.notify_waiters();

@@ -78,10 +78,14 @@ impl Io {
         lines: &[(i64, String, i64)],
     ) -> Result<(), Error> {
         match self {
-            Io::Local(state) => Ok(state
-                .store
-                .append_stage_logs(job.stage.id, step_number, lines)
-                .await?),
+            Io::Local(state) => {
+                state
+                    .store
+                    .append_stage_logs(job.stage.id, step_number, lines)
+                    .await?;
+                state.touched();
+                Ok(())
+            }
             Io::Remote(rpc) => rpc.logs(job, step_number, lines).await,
         }
     }
@@ -115,6 +119,7 @@ impl Io {
                     .store
                     .finish_stage(job.stage.id, &job.lease_token, outcome, error)
                     .await?;
+                state.touched();
                 state.reporter.build_changed(job.stage.build_id, None);
                 // A freed slot (concurrency limits) or released dependants: wake idle claimers.
                 state.queued.notify_waiters();

@@ -303,3 +303,84 @@ async fn a_remote_runner_clones_a_private_hosted_repository_with_its_lease() {
         server.stop().await;
     }
 }
+
+/// The log stream is live: a line printed while the build still runs reaches a follower (the
+/// CLI's client) before the build ends; the `done` event ends the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_lines_stream_while_the_build_runs() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let (store, _) = open_store(&Db::Sqlite, &data).await;
+    let server = Server::start(config(&data), store).await;
+    let api = Api::new(&server.url);
+    let admin = api.login("admin", ADMIN_PASSWORD).await;
+    let As::Token(token) = admin.clone() else {
+        unreachable!("login returns a token")
+    };
+    let (status, repo) = api
+        .post(&admin, "/api/v1/repos", json!({"slug": "acme/site"}))
+        .await;
+    assert_eq!(status, 201, "{repo}");
+
+    // The step waits (at most a minute) for a file the test makes once it saw the first line.
+    let flag = dir.path().join("go-on");
+    let pipeline = format!(
+        "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: slow\n  commands:\n  \
+         - echo first line\n  - i=0; while [ ! -f {flag} ] && [ $i -lt 600 ]; do sleep 0.1; \
+         i=$((i+1)); done\n  - echo second line\n",
+        flag = flag.display()
+    );
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    ok(&git(&work, &["init", "-q", "-b", "main"]));
+    std::fs::write(work.join(".drone.yml"), pipeline).expect("write");
+    ok(&git(&work, &["add", "-A"]));
+    ok(&git(&work, &["commit", "-q", "-m", "slow"]));
+    ok(&git(
+        &work,
+        &[
+            "push",
+            "-q",
+            &url_as(&server.url, Some(("admin", &token))),
+            "main",
+        ],
+    ));
+
+    let client = skiff_server::client::Client::new(&server.url, Some(token.clone()));
+    let events = client
+        .events("/repos/acme/site/builds/1/logs/stream")
+        .await
+        .expect("stream");
+    let mut events = std::pin::pin!(events);
+    let mut lines = Vec::new();
+    let mut done = None;
+    while let Some(event) = events.next().await {
+        let event = event.expect("event");
+        let data: serde_json::Value = serde_json::from_str(&event.data).expect("json");
+        match event.event.as_str() {
+            "line" => {
+                let out = data["out"].as_str().unwrap_or_default().to_string();
+                if out == "first line" {
+                    let (_, build) = api.get(&admin, "/api/v1/repos/acme/site/builds/1").await;
+                    assert_eq!(
+                        build["status"], "running",
+                        "streamed before the end: {build}"
+                    );
+                    std::fs::write(&flag, "").expect("flag");
+                }
+                lines.push(out);
+            }
+            "done" => {
+                done = Some(data);
+                break;
+            }
+            other => panic!("unexpected event {other}: {}", event.data),
+        }
+    }
+    assert!(lines.contains(&"first line".to_string()), "{lines:?}");
+    assert!(lines.contains(&"second line".to_string()), "{lines:?}");
+    assert_eq!(done.expect("done event")["status"], "success");
+    server.stop().await;
+}
