@@ -220,6 +220,8 @@ struct AddRepo {
     cancel_pulls: Option<bool>,
     #[serde(default)]
     cancel_push: Option<bool>,
+    #[serde(default)]
+    cancel_running: Option<bool>,
 }
 
 async fn add_repo(
@@ -257,6 +259,7 @@ async fn add_repo(
         ignore_pull_requests: req.ignore_pull_requests,
         cancel_pulls: req.cancel_pulls,
         cancel_push: req.cancel_push,
+        cancel_running: req.cancel_running,
         ..Default::default()
     }
     .validate(&user)?;

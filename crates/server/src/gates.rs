@@ -9,7 +9,8 @@
 //!   declines (`declined`) them. Builds a person starts through the API (`custom`, `promote`,
 //!   `rollback`) are never blocked: the person who could approve started them;
 //! - auto-cancel: with `cancel_push`/`cancel_pulls` a new build cancels older builds of the same
-//!   branch or pull request that have not started;
+//!   branch or pull request that have not started, and with `cancel_running` also those that
+//!   are running (their steps are killed as by a cancel);
 //! - the repository `throttle` and the pipeline `concurrency: {limit: N}` are enforced by the
 //!   queue's claim statement (`skiff_store::queue`); here they are only settings.
 //!
@@ -58,7 +59,8 @@ pub(crate) fn needs_approval(policy: &str, event: &str, fork: bool) -> bool {
 }
 
 /// After a build is recorded: with `cancel_push` (push events) or `cancel_pulls` (pull
-/// requests), older builds of the same ref that have not started are cancelled. Failures are
+/// requests), older builds of the same ref that have not started are cancelled, and with
+/// `cancel_running` running ones too. Failures are
 /// logged, not returned: the new build exists either way.
 pub(crate) async fn cancel_superseded(state: &State, repo: &Repo, build: &Build) {
     let wanted = match build.event.as_str() {
@@ -69,7 +71,11 @@ pub(crate) async fn cancel_superseded(state: &State, repo: &Repo, build: &Build)
     if !wanted {
         return;
     }
-    let older = match state.store.superseded_builds(build).await {
+    let older = match state
+        .store
+        .superseded_builds(build, repo.cancel_running)
+        .await
+    {
         Ok(older) => older,
         Err(error) => {
             tracing::warn!(%error, repo = %repo.slug(), "cannot look for superseded builds");
@@ -151,6 +157,7 @@ pub(crate) struct SettingsPatch {
     pub ignore_pull_requests: Option<bool>,
     pub cancel_pulls: Option<bool>,
     pub cancel_push: Option<bool>,
+    pub cancel_running: Option<bool>,
 }
 
 impl SettingsPatch {
@@ -210,6 +217,7 @@ impl SettingsPatch {
             ignore_pull_requests: self.ignore_pull_requests,
             cancel_pulls: self.cancel_pulls,
             cancel_push: self.cancel_push,
+            cancel_running: self.cancel_running,
         })
     }
 }

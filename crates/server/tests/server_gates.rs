@@ -394,3 +394,54 @@ async fn concurrency_limit_and_throttle_hold_stages_in_the_queue() {
         server.stop().await;
     }
 }
+
+/// `cancel_running` (Drone's): with `cancel_push`, a newer push of the branch also cancels an
+/// older build that is already running; its step is killed and the new build runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_running_stops_an_older_running_build() {
+    for db in databases() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The step runs until the test makes this file (at most a minute).
+        let flag = dir.path().join("release");
+        let pipeline = format!(
+            "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: wait\n  commands:\n  \
+             - echo waiting\n  - i=0; while [ ! -f {flag} ] && [ $i -lt 600 ]; do sleep 0.1; \
+             i=$((i+1)); done\n  - echo released\n",
+            flag = flag.display()
+        );
+        let (server, api, _origin, sha) = setup(&db, dir.path(), &pipeline, true).await;
+        let (status, repo) = patch(
+            &api,
+            "/api/v1/repos/acme/app",
+            json!({"cancel_push": true, "cancel_running": true}),
+        )
+        .await;
+        assert_eq!(status, 200, "{repo}");
+        assert_eq!(repo["cancel_running"], true);
+
+        let (status, created) = push(&api, "run-1", &sha).await;
+        assert_eq!(status, 201, "{created}");
+        let mut first = Value::Null;
+        for _ in 0..600 {
+            first = api.get("/api/v1/repos/acme/app/builds/1").await.1;
+            if first["status"] == "running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(first["status"], "running", "{first}");
+
+        let (status, created) = push(&api, "run-2", &sha).await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["build"]["number"], 2);
+        let first = api.wait_build("acme/app", 1).await;
+        assert_eq!(
+            first["status"], "killed",
+            "superseded while running: {first}"
+        );
+        std::fs::write(&flag, "").expect("flag");
+        let second = api.wait_build("acme/app", 2).await;
+        assert_eq!(second["status"], "success", "{second}");
+        server.stop().await;
+    }
+}

@@ -78,6 +78,9 @@ pub enum RepoCommand {
         /// A new push build cancels older pending ones of the same branch.
         #[arg(long, value_name = "BOOL")]
         cancel_push: Option<bool>,
+        /// With --cancel-push/--cancel-pulls, older builds already running are cancelled too.
+        #[arg(long, value_name = "BOOL")]
+        cancel_running: Option<bool>,
         /// The pipeline file.
         #[arg(long = "config")]
         config: Option<String>,
@@ -252,6 +255,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                 ignore_pull_requests,
                 cancel_pulls,
                 cancel_push,
+                cancel_running,
                 config,
                 trusted,
                 timeout,
@@ -268,6 +272,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                     "ignore_pull_requests": ignore_pull_requests,
                     "cancel_pulls": cancel_pulls,
                     "cancel_push": cancel_push,
+                    "cancel_running": cancel_running,
                     "config_path": config,
                     "trusted": trusted,
                     "timeout_secs": timeout,
@@ -301,6 +306,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                         "ignore_pull_requests",
                         "cancel_pulls",
                         "cancel_push",
+                        "cancel_running",
                         "trusted",
                         "timeout_secs",
                         "active",

@@ -22,6 +22,7 @@ pub struct RepoSettings {
     pub ignore_pull_requests: Option<bool>,
     pub cancel_pulls: Option<bool>,
     pub cancel_push: Option<bool>,
+    pub cancel_running: Option<bool>,
 }
 
 impl Store {
@@ -40,8 +41,8 @@ impl Store {
              approval = COALESCE($8, approval), throttle = COALESCE($9, throttle), \
              ignore_forks = COALESCE($10, ignore_forks), \
              ignore_pull_requests = COALESCE($11, ignore_pull_requests), \
-             cancel_pulls = COALESCE($12, cancel_pulls), cancel_push = COALESCE($13, cancel_push) \
-             WHERE id = $14 RETURNING *";
+             cancel_pulls = COALESCE($12, cancel_pulls), cancel_push = COALESCE($13, cancel_push), \
+             cancel_running = COALESCE($14, cancel_running) WHERE id = $15 RETURNING *";
         let s = settings;
         Ok(with_pool!(self, |p| sqlx::query_as::<_, Repo>(SQL)
             .bind(&s.config_path)
@@ -57,6 +58,7 @@ impl Store {
             .bind(s.ignore_pull_requests)
             .bind(s.cancel_pulls)
             .bind(s.cancel_push)
+            .bind(s.cancel_running)
             .bind(repo_id)
             .fetch_optional(p)
             .await)?)
@@ -118,11 +120,15 @@ impl Store {
     }
 
     /// Builds of `build`'s repository for the same event and ref with a lower number that
-    /// have not started (pending or blocked): the ones a newer build makes pointless (Drone's
-    /// `cancel_pulls`/`cancel_push`).
-    pub async fn superseded_builds(&self, build: &Build) -> Result<Vec<Build>, StoreError> {
+    /// have not started (pending or blocked), and with `running` those running too: the ones a
+    /// newer build makes pointless (Drone's `cancel_pulls`/`cancel_push`/`cancel_running`).
+    pub async fn superseded_builds(
+        &self,
+        build: &Build,
+        running: bool,
+    ) -> Result<Vec<Build>, StoreError> {
         const SQL: &str = "SELECT * FROM builds WHERE repo_id = $1 AND event = $2 AND git_ref = \
-             $3 AND number < $4 AND status IN ($5, $6) ORDER BY number";
+             $3 AND number < $4 AND status IN ($5, $6, $7) ORDER BY number";
         Ok(with_pool!(self, |p| sqlx::query_as::<_, Build>(SQL)
             .bind(build.repo_id)
             .bind(&build.event)
@@ -130,6 +136,11 @@ impl Store {
             .bind(build.number)
             .bind(status::PENDING)
             .bind(status::BLOCKED)
+            .bind(if running {
+                status::RUNNING
+            } else {
+                status::BLOCKED
+            })
             .fetch_all(p)
             .await)?)
     }

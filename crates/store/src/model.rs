@@ -69,6 +69,8 @@ pub struct Repo {
     pub cancel_pulls: bool,
     /// A new push build cancels older pending builds of the same branch.
     pub cancel_push: bool,
+    /// Auto-cancel (`cancel_push`, `cancel_pulls`) also stops older builds already running.
+    pub cancel_running: bool,
     /// Skiff hosts the repository (a bare repository in the data directory, served over git's
     /// smart HTTP); `git_url` is then the server's own URL for it.
     pub hosted: bool,

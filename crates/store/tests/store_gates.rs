@@ -369,23 +369,25 @@ async fn newer_build_of_the_same_ref_supersedes_pending_ones() {
             .expect("create")
             .expect("build");
         let old: Vec<i64> = s
-            .superseded_builds(&three)
+            .superseded_builds(&three, false)
             .await
             .expect("superseded")
             .iter()
             .map(|b| b.number)
             .collect();
         assert_eq!(old, [one.number, two.number], "{}", s.backend());
-        // A running build is not superseded.
+        // A running build is not superseded, unless running ones are asked for too.
         let c = claim(s).await.expect("claim");
         assert_eq!(c.stage.build_id, one.id);
-        let old: Vec<i64> = s
-            .superseded_builds(&three)
+        let numbers = |builds: Vec<skiff_store::Build>| -> Vec<i64> {
+            builds.iter().map(|b| b.number).collect()
+        };
+        let old = s
+            .superseded_builds(&three, false)
             .await
-            .expect("superseded")
-            .iter()
-            .map(|b| b.number)
-            .collect();
-        assert_eq!(old, [two.number]);
+            .expect("superseded");
+        assert_eq!(numbers(old), [two.number]);
+        let old = s.superseded_builds(&three, true).await.expect("superseded");
+        assert_eq!(numbers(old), [one.number, two.number]);
     }
 }
