@@ -197,7 +197,8 @@ async fn has_commit(mirror: &Path, sha: &str) -> bool {
         .unwrap_or(false)
 }
 
-async fn run(action: &str, cmd: &mut Command) -> Result<String, Error> {
+/// Runs a git command without a terminal prompt; its stdout, or its stderr as the error.
+pub(crate) async fn run(action: &str, cmd: &mut Command) -> Result<String, Error> {
     let output = cmd
         .env("GIT_TERMINAL_PROMPT", "0")
         .stdin(std::process::Stdio::null())

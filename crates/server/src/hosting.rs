@@ -11,6 +11,7 @@
 
 use crate::auth::{self, Role};
 use crate::builds::{self, Event, Outcome};
+use crate::git::run;
 use crate::{Error, Shared, State};
 use axum::Router;
 use axum::body::Body;
@@ -148,7 +149,7 @@ pub(crate) async fn create(
     let tmp = parent.join(format!(".{name}.git.new"));
     let _ = std::fs::remove_dir_all(&tmp);
     let _ = std::fs::remove_dir_all(&path);
-    git(
+    run(
         "init",
         Command::new("git")
             .args(["init", "--bare", "--quiet"])
@@ -157,7 +158,7 @@ pub(crate) async fn create(
     )
     .await?;
     // Access is checked here before git runs, so git itself may always accept pushes.
-    git(
+    run(
         "config",
         Command::new("git")
             .arg("--git-dir")
@@ -288,7 +289,7 @@ async fn event_for(
     } else {
         return Ok(None);
     };
-    let out = git(
+    let out = run(
         "log",
         Command::new("git").arg("--git-dir").arg(dir).args([
             "log",
@@ -318,7 +319,7 @@ async fn event_for(
 
 /// Every ref of a bare repository and the object it points at.
 async fn refs(dir: &FsPath) -> Result<BTreeMap<String, String>, Error> {
-    let out = git(
+    let out = run(
         "for-each-ref",
         Command::new("git")
             .arg("--git-dir")
@@ -514,23 +515,4 @@ async fn read_cgi_headers<R: tokio::io::AsyncBufRead + Unpin>(
             headers.append(name, value);
         }
     }
-}
-
-async fn git(action: &str, command: &mut Command) -> Result<String, Error> {
-    let output = command
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(|e| Error::Git {
-            action: action.into(),
-            reason: format!("cannot run git: {e}"),
-        })?;
-    if !output.status.success() {
-        return Err(Error::Git {
-            action: action.into(),
-            reason: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

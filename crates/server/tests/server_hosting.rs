@@ -12,7 +12,7 @@ mod people_support;
 use common::*;
 use people_support::*;
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const PIPELINE: &str = "kind: pipeline\ntype: exec\nname: ci\nsteps:\n- name: greet\n  \
@@ -56,27 +56,55 @@ fn url_as(server: &str, credentials: Option<(&str, &str)>) -> String {
     }
 }
 
+/// A server on `db` (the in-process runner as `runner` says) with hosted, private `acme/site`;
+/// the admin's API client and token.
+async fn start_with_site(db: &Db, dir: &Path, runner: bool) -> (Server, Api, As, String) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let (store, _) = open_store(db, &data).await;
+    let mut cfg = config(&data);
+    cfg.runner = runner;
+    let server = Server::start(cfg, store).await;
+    let api = Api::new(&server.url);
+    let admin = api.login("admin", ADMIN_PASSWORD).await;
+    let As::Token(token) = admin.clone() else {
+        unreachable!("login returns a token")
+    };
+    // No git URL: Skiff hosts it.
+    let (status, repo) = api
+        .post(&admin, "/api/v1/repos", json!({"slug": "acme/site"}))
+        .await;
+    assert_eq!(status, 201, "{repo}");
+    assert_eq!(repo["hosted"], true);
+    assert_eq!(repo["visibility"], "private");
+    (server, api, admin, token)
+}
+
+/// A working repository under `dir/work` whose one commit (on `main`, by Dana Dev) has
+/// `pipeline` as `.drone.yml`.
+fn work_repo(dir: &Path, pipeline: &str, message: &str) -> PathBuf {
+    let work = dir.join("work");
+    std::fs::create_dir_all(&work).expect("mkdir");
+    ok(&git(&work, &["init", "-q", "-b", "main"]));
+    std::fs::write(work.join(".drone.yml"), pipeline).expect("write");
+    ok(&git(&work, &["add", "-A"]));
+    ok(&git(&work, &["commit", "-q", "-m", message]));
+    work
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_to_a_hosted_repository_make_builds_and_access_is_enforced() {
     for db in databases() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).expect("mkdir");
-        let (store, _) = open_store(&db, &data).await;
-        let server = Server::start(config(&data), store).await;
-        let api = Api::new(&server.url);
-        let admin = api.login("admin", ADMIN_PASSWORD).await;
+        let (server, api, admin, _) = start_with_site(&db, dir.path(), true).await;
+        let (_, repo) = api.get(&admin, "/api/v1/repos/acme/site").await;
+        assert_eq!(
+            repo["git_url"], "http://skiff.test/acme/site.git",
+            "the public URL"
+        );
         api.user(&admin, "dana", "dana-password").await;
         api.user(&admin, "rita", "rita-password").await;
         api.user(&admin, "otto", "otto-password").await;
-
-        // No git URL: Skiff hosts it, at the server's public URL.
-        let (status, repo) = api
-            .post(&admin, "/api/v1/repos", json!({"slug": "acme/site"}))
-            .await;
-        assert_eq!(status, 201, "{repo}");
-        assert_eq!(repo["hosted"], true);
-        assert_eq!(repo["git_url"], "http://skiff.test/acme/site.git");
         let (status, _) = api
             .post(&admin, "/api/v1/repos", json!({"slug": "acme/site"}))
             .await;
@@ -104,12 +132,7 @@ async fn pushes_to_a_hosted_repository_make_builds_and_access_is_enforced() {
         assert!(challenge.to_str().expect("ascii").starts_with("Basic "));
 
         // The writer pushes a branch: one push build, run from the hosted repository.
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(&work).expect("mkdir");
-        ok(&git(&work, &["init", "-q", "-b", "main"]));
-        std::fs::write(work.join(".drone.yml"), PIPELINE).expect("write");
-        ok(&git(&work, &["add", "-A"]));
-        ok(&git(&work, &["commit", "-q", "-m", "first page"]));
+        let work = work_repo(dir.path(), PIPELINE, "first page");
         let sha = ok(&git(&work, &["rev-parse", "HEAD"]));
         let dana = url_as(&server.url, Some(("dana", "dana-password")));
         ok(&git(&work, &["push", "-q", &dana, "main"]));
@@ -244,29 +267,8 @@ async fn wait_for_build(api: &Api, who: &As, number: i64) -> serde_json::Value {
 async fn a_remote_runner_clones_a_private_hosted_repository_with_its_lease() {
     for db in databases() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).expect("mkdir");
-        let (store, _) = open_store(&db, &data).await;
-        let mut cfg = config(&data);
-        cfg.runner = false;
-        let server = Server::start(cfg, store).await;
-        let api = Api::new(&server.url);
-        let admin = api.login("admin", ADMIN_PASSWORD).await;
-        let As::Token(token) = admin.clone() else {
-            unreachable!("login returns a token")
-        };
-        let (status, repo) = api
-            .post(&admin, "/api/v1/repos", json!({"slug": "acme/site"}))
-            .await;
-        assert_eq!(status, 201, "{repo}");
-        assert_eq!(repo["visibility"], "private");
-
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(&work).expect("mkdir");
-        ok(&git(&work, &["init", "-q", "-b", "main"]));
-        std::fs::write(work.join(".drone.yml"), PIPELINE).expect("write");
-        ok(&git(&work, &["add", "-A"]));
-        ok(&git(&work, &["commit", "-q", "-m", "remote"]));
+        let (server, api, admin, token) = start_with_site(&db, dir.path(), false).await;
+        let work = work_repo(dir.path(), PIPELINE, "remote");
         let push = url_as(&server.url, Some(("admin", &token)));
         ok(&git(&work, &["push", "-q", &push, "main"]));
 
@@ -310,19 +312,7 @@ async fn a_remote_runner_clones_a_private_hosted_repository_with_its_lease() {
 async fn log_lines_stream_while_the_build_runs() {
     use futures::StreamExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).expect("mkdir");
-    let (store, _) = open_store(&Db::Sqlite, &data).await;
-    let server = Server::start(config(&data), store).await;
-    let api = Api::new(&server.url);
-    let admin = api.login("admin", ADMIN_PASSWORD).await;
-    let As::Token(token) = admin.clone() else {
-        unreachable!("login returns a token")
-    };
-    let (status, repo) = api
-        .post(&admin, "/api/v1/repos", json!({"slug": "acme/site"}))
-        .await;
-    assert_eq!(status, 201, "{repo}");
+    let (server, api, admin, token) = start_with_site(&Db::Sqlite, dir.path(), true).await;
 
     // The step waits (at most a minute) for a file the test makes once it saw the first line.
     let flag = dir.path().join("go-on");
@@ -332,12 +322,7 @@ async fn log_lines_stream_while_the_build_runs() {
          i=$((i+1)); done\n  - echo second line\n",
         flag = flag.display()
     );
-    let work = dir.path().join("work");
-    std::fs::create_dir_all(&work).expect("mkdir");
-    ok(&git(&work, &["init", "-q", "-b", "main"]));
-    std::fs::write(work.join(".drone.yml"), pipeline).expect("write");
-    ok(&git(&work, &["add", "-A"]));
-    ok(&git(&work, &["commit", "-q", "-m", "slow"]));
+    let work = work_repo(dir.path(), &pipeline, "slow");
     ok(&git(
         &work,
         &[
