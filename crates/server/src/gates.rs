@@ -234,11 +234,22 @@ pub(crate) async fn update_repo(
     let patch: SettingsPatch = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("bad repository settings: {e}")))?;
     let settings = patch.validate(&user)?;
+    if repo.hosted
+        && let Some(branch) = &settings.default_branch
+    {
+        crate::hosting::check_branch_name(branch).await?;
+    }
     let updated = state
         .store
         .update_repo(repo.id, &settings)
         .await?
         .ok_or_else(|| Error::NotFound(format!("repository {owner}/{name} not found")))?;
+    // A hosted repository's HEAD follows its default branch (what a clone checks out).
+    if updated.hosted
+        && let Some(branch) = &settings.default_branch
+    {
+        crate::hosting::set_default_branch(&state, &updated, branch).await?;
+    }
     tracing::info!(repo = %updated.slug(), by = %user.login, "repository settings changed");
     Ok(Json(updated))
 }

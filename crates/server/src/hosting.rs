@@ -124,17 +124,7 @@ pub(crate) async fn create(
     name: &str,
     default_branch: &str,
 ) -> Result<String, Error> {
-    let checked = Command::new("git")
-        .args(["check-ref-format", "--branch", default_branch])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(Error::Io)?;
-    if !checked.status.success() || default_branch.starts_with('-') {
-        return Err(Error::BadRequest(format!(
-            "`{default_branch}` is not a valid branch name"
-        )));
-    }
+    check_branch_name(default_branch).await?;
     let _guard = state.hosting.creating.lock().await;
     if state.store.repo(owner, name).await?.is_some() {
         return Err(Error::Conflict(format!(
@@ -168,6 +158,41 @@ pub(crate) async fn create(
     .await?;
     std::fs::rename(&tmp, &path).map_err(Error::Io)?;
     Ok(clone_url(&state.config.public_url, owner, name))
+}
+
+/// 400 unless `branch` is a name git accepts for a branch.
+pub(crate) async fn check_branch_name(branch: &str) -> Result<(), Error> {
+    let checked = Command::new("git")
+        .args(["check-ref-format", "--branch", branch])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(Error::Io)?;
+    if !checked.status.success() || branch.starts_with('-') {
+        return Err(Error::BadRequest(format!(
+            "`{branch}` is not a valid branch name"
+        )));
+    }
+    Ok(())
+}
+
+/// Points a hosted repository's HEAD at its new default branch, so clones check it out.
+pub(crate) async fn set_default_branch(
+    state: &State,
+    repo: &Repo,
+    branch: &str,
+) -> Result<(), Error> {
+    let dir = state.hosting.path(&repo.owner, &repo.name);
+    run(
+        "symbolic-ref",
+        Command::new("git").arg("--git-dir").arg(&dir).args([
+            "symbolic-ref",
+            "HEAD",
+            &format!("refs/heads/{branch}"),
+        ]),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Removes the bare repository made for an add the database then refused, unless a hosted

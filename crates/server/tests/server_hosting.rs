@@ -203,15 +203,33 @@ async fn pushes_to_a_hosted_repository_make_builds_and_access_is_enforced() {
             "could not read Username",
         );
 
-        // Public: anyone clones, nobody anonymous pushes.
+        // Public: anyone clones, nobody anonymous pushes. The default branch moves the hosted
+        // repository's HEAD (what a clone checks out); a name git refuses is a 400.
         let (status, body) = api
             .patch(
                 &admin,
                 "/api/v1/repos/acme/site",
-                json!({"visibility": "public"}),
+                json!({"visibility": "public", "default_branch": "trunk"}),
             )
             .await;
         assert_eq!(status, 200, "{body}");
+        let head = dir.path().join("data/repos/acme/site.git/HEAD");
+        let head = std::fs::read_to_string(head).expect("HEAD");
+        assert_eq!(head.trim(), "ref: refs/heads/trunk");
+        let (status, body) = api
+            .patch(
+                &admin,
+                "/api/v1/repos/acme/site",
+                json!({"default_branch": "bad..name", "visibility": "private"}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        let (_, repo) = api.get(&admin, "/api/v1/repos/acme/site").await;
+        assert_eq!(
+            repo["visibility"], "public",
+            "a refused update changes nothing"
+        );
+        assert_eq!(repo["default_branch"], "trunk");
         let heads = ok(&git(&clone, &["ls-remote", &url_as(&server.url, None)]));
         assert!(
             heads.contains(&format!("{sha}\trefs/heads/main")),
