@@ -248,7 +248,9 @@ pub(crate) async fn update_repo(
     if updated.hosted
         && let Some(branch) = &settings.default_branch
     {
-        crate::hosting::set_default_branch(&state, &updated, branch).await?;
+        if let Err(error) = crate::hosting::set_default_branch(&state, &updated, branch).await {
+            tracing::warn!(%error, repo = %updated.slug(), "cannot move the hosted repository's HEAD");
+        }
     }
     tracing::info!(repo = %updated.slug(), by = %user.login, "repository settings changed");
     Ok(Json(updated))
