@@ -247,10 +247,9 @@ pub(crate) async fn update_repo(
     // A hosted repository's HEAD follows its default branch (what a clone checks out).
     if updated.hosted
         && let Some(branch) = &settings.default_branch
+        && let Err(error) = crate::hosting::set_default_branch(&state, &updated, branch).await
     {
-        if let Err(error) = crate::hosting::set_default_branch(&state, &updated, branch).await {
-            tracing::warn!(%error, repo = %updated.slug(), "cannot move the hosted repository's HEAD");
-        }
+        tracing::warn!(%error, repo = %updated.slug(), "cannot move the hosted repository's HEAD");
     }
     tracing::info!(repo = %updated.slug(), by = %user.login, "repository settings changed");
     Ok(Json(updated))
