@@ -148,6 +148,16 @@ pub(crate) fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
+/// The user and password of basic credentials (the base64 after `Basic `), if well formed.
+pub(crate) fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 /// Authenticates a request: the `Authorization` header (Bearer token or basic password) if
 /// present, else the session cookie. `Ok(None)` is an anonymous caller; a wrong or malformed
 /// `Authorization` header is 401, while an unknown or expired cookie counts as anonymous (a
@@ -175,14 +185,9 @@ pub(crate) async fn identify(
             };
         }
         if let Some(encoded) = header.strip_prefix("Basic ") {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
+            let (user, password) = decode_basic(encoded)
                 .ok_or_else(|| Error::Unauthorized("malformed basic credentials".into()))?;
-            let (user, password) = decoded
-                .split_once(':')
-                .ok_or_else(|| Error::Unauthorized("malformed basic credentials".into()))?;
+            let (user, password) = (user.as_str(), password.as_str());
             // An API token works as the password too, as git clients and registries expect.
             let hash = crypto::sha256_hex(password.as_bytes());
             if let Some(found) = state.store.user_by_token_hash(&hash).await?

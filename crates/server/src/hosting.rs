@@ -48,14 +48,11 @@ pub(crate) fn lease_auth_header(stage_id: i64, lease_token: &str) -> String {
 
 /// The lease a request presents as `LEASE_USER` basic credentials, if it does.
 fn presented_lease(parts: &Parts) -> Option<(i64, String)> {
-    use base64::Engine;
     let header = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = header.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let password = decoded.strip_prefix(LEASE_USER)?.strip_prefix(':')?;
+    let (user, password) = auth::decode_basic(header.strip_prefix("Basic ")?)?;
+    if user != LEASE_USER {
+        return None;
+    }
     let (id, token) = password.split_once('.')?;
     Some((id.parse().ok()?, token.to_string()))
 }
