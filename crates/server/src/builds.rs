@@ -8,6 +8,10 @@ use crate::{Error, State};
 use skiff_pipeline::{BackendKind, BuildContext, PlanOptions, plan_build, skip_requested};
 use skiff_store::{Build, NewBuild, NewStage, Repo, status};
 
+/// The object id git and the forges give a ref that does not exist (before a create, after a
+/// delete).
+pub(crate) const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
+
 /// One forge or manual event, in Drone's terms.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Event {

@@ -32,10 +32,7 @@ impl Git {
     /// hosted repository is its own mirror: a commit it lacks is not anywhere else.
     pub async fn mirror_with(&self, repo: &Repo, sha: &str) -> Result<PathBuf, Error> {
         if repo.hosted {
-            let path = self
-                .hosted_root
-                .join(&repo.owner)
-                .join(format!("{}.git", repo.name));
+            let path = crate::hosting::bare_repo_path(&self.hosted_root, &repo.owner, &repo.name);
             if !sha.is_empty() && !has_commit(&path, sha).await {
                 return Err(Error::Git {
                     action: "read".into(),

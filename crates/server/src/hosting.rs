@@ -10,7 +10,7 @@
 //! becomes a `push` build and every new tag a `tag` build, as a forge's webhook would.
 
 use crate::auth::{self, Role};
-use crate::builds::{self, Event, Outcome};
+use crate::builds::{self, Event, Outcome, ZERO_SHA};
 use crate::git::run;
 use crate::{Error, Shared, State};
 use axum::Router;
@@ -28,8 +28,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-
-const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
 /// The basic-auth user a runner clones a hosted repository as; the password is
 /// `STAGE_ID.LEASE_TOKEN` of a stage of that repository it holds. Read access only, and only
@@ -96,13 +94,19 @@ impl Hosting {
 
     /// The bare repository of `owner/name` (names are checked by `api::valid_name` first).
     pub fn path(&self, owner: &str, name: &str) -> PathBuf {
-        self.root.join(owner).join(format!("{name}.git"))
+        bare_repo_path(&self.root, owner, name)
     }
 
     fn push_lock(&self, repo_id: i64) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.pushes.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(repo_id).or_default().clone()
     }
+}
+
+/// Where under `root` the bare repository of hosted `owner/name` is (also the mirror
+/// `git::Git` reads it as).
+pub(crate) fn bare_repo_path(root: &FsPath, owner: &str, name: &str) -> PathBuf {
+    root.join(owner).join(format!("{name}.git"))
 }
 
 /// `/OWNER/NAME.git/info/refs`, `…/git-upload-pack`, `…/git-receive-pack`.

@@ -5,7 +5,7 @@
 //! secret itself (`X-Gitlab-Token`). Push, tag and pull/merge request events become builds; the
 //! provider's delivery id makes a redelivered webhook a no-op.
 
-use crate::builds::{self, Event, Outcome};
+use crate::builds::{self, Event, Outcome, ZERO_SHA};
 use crate::{Error, Shared, crypto};
 use axum::Json;
 use axum::body::Bytes as Body;
@@ -19,8 +19,6 @@ pub(crate) enum Provider {
     GitHub,
     GitLab,
 }
-
-const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 
 pub(crate) async fn gitea(
     State(state): State<Shared>,
