@@ -152,29 +152,27 @@ impl Io {
                     .checkout(&job.repo, &job.build.sha, depth, dest)
                     .await
             }
-            Io::Remote(rpc) if job.repo.hosted => {
+            Io::Remote(rpc) => {
                 // A hosted repository is cloned from the server this runner talks to, with the
                 // stage's lease as a read-only credential that ends with the lease.
-                let url = format!("{}/{}/{}.git", rpc.server(), job.repo.owner, job.repo.name);
-                let header = crate::hosting::lease_auth_header(job.stage.id, &job.lease_token);
+                let (url, auth_header) = if job.repo.hosted {
+                    (
+                        crate::hosting::clone_url(rpc.server(), &job.repo.owner, &job.repo.name),
+                        Some(crate::hosting::lease_auth_header(
+                            job.stage.id,
+                            &job.lease_token,
+                        )),
+                    )
+                } else {
+                    (job.repo.git_url.clone(), None)
+                };
                 crate::git::clone_commit(
                     &url,
                     &job.build.git_ref,
                     &job.build.sha,
                     depth,
                     dest,
-                    Some(&header),
-                )
-                .await
-            }
-            Io::Remote(_) => {
-                crate::git::clone_commit(
-                    &job.repo.git_url,
-                    &job.build.git_ref,
-                    &job.build.sha,
-                    depth,
-                    dest,
-                    None,
+                    auth_header.as_deref(),
                 )
                 .await
             }
