@@ -218,7 +218,7 @@ where
     let mut interrupted = None;
     let mut pending = BytesMut::new();
     let mut body = std::pin::pin!(body);
-    let mut writer_gone = false;
+    let mut thread_gone = false;
     loop {
         let next = body.next().await;
         let flush = match &next {
@@ -244,11 +244,11 @@ where
             if let Some(hash_tx) = &hash_tx
                 && hash_tx.send(chunk.clone()).await.is_err()
             {
-                writer_gone = true;
+                thread_gone = true;
                 break;
             }
             if write_tx.send(chunk).await.is_err() {
-                writer_gone = true;
+                thread_gone = true;
                 break;
             }
         }
@@ -270,12 +270,12 @@ where
         None => None,
     };
     match write_result {
-        Ok(written) if !writer_gone => Ok(Appended {
+        Ok(written) if !thread_gone => Ok(Appended {
             written,
             hasher,
             interrupted,
         }),
-        Ok(_) => Err(Error::Internal("upload writer stopped early".into())),
+        Ok(_) => Err(Error::Internal("an upload hashing or writing thread stopped early".into())),
         Err(e) => Err(Error::io(path.display().to_string(), e)),
     }
 }

@@ -128,7 +128,7 @@ impl Store {
         running: bool,
     ) -> Result<Vec<Build>, StoreError> {
         const SQL: &str = "SELECT * FROM builds WHERE repo_id = $1 AND event = $2 AND git_ref = \
-             $3 AND number < $4 AND status IN ($5, $6, $7) ORDER BY number";
+             $3 AND number < $4 AND (status IN ($5, $6) OR ($7 AND status = $8)) ORDER BY number";
         Ok(with_pool!(self, |p| sqlx::query_as::<_, Build>(SQL)
             .bind(build.repo_id)
             .bind(&build.event)
@@ -136,11 +136,8 @@ impl Store {
             .bind(build.number)
             .bind(status::PENDING)
             .bind(status::BLOCKED)
-            .bind(if running {
-                status::RUNNING
-            } else {
-                status::BLOCKED
-            })
+            .bind(running)
+            .bind(status::RUNNING)
             .fetch_all(p)
             .await)?)
     }
