@@ -275,7 +275,9 @@ where
             hasher,
             interrupted,
         }),
-        Ok(_) => Err(Error::Internal("an upload hashing or writing thread stopped early".into())),
+        Ok(_) => Err(Error::Internal(
+            "an upload hashing or writing thread stopped early".into(),
+        )),
         Err(e) => Err(Error::io(path.display().to_string(), e)),
     }
 }
