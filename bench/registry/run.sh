@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Registry benchmark: skiff vs Debian's docker-registry (CNCF Distribution 2.8) on this machine,
 # in one run. Not run by the test suite.
-#   bench/registry/run.sh            (builds target/release/examples/serve first)
+#   bench/registry/run.sh            (builds target/release/skiff first)
 #   ROUNDS=5 SIZE_MIB=512 WRK_SECONDS=10 bench/registry/run.sh
 # Measures, with both registries running side by side (each idle while the other works):
 # - push: ROUNDS monolithic pushes (POST + one streamed PUT ?digest=, `curl -T`), each of a new
 #   random SIZE_MIB blob, to both registries in turn (the order alternates per round so neither
 #   always goes first; `sync` before each, so no push pays for the previous one's writeback);
-#   the median time of each;
+#   the median time of each, and per push the server's user and system CPU;
 # - pull: a GET of each blob right after its push; the median;
 # - manifest GET: req/s with `wrk -t2 -c32`, each registry alone;
 # - RSS from /proc: idle before any request, after the pushes, after everything.
@@ -18,10 +18,11 @@ ROUNDS=${ROUNDS:-5}
 WRK_SECONDS=${WRK_SECONDS:-10}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v docker-registry >/dev/null || { echo "docker-registry is not installed" >&2; exit 1; }
-# The skiff binary when the whole workspace builds; otherwise the registry crate's bare server
-# (examples/serve.rs: the same skiff_registry::serve that `skiff registry serve` runs).
-# SKIFF_BENCH_FULL=1 builds and measures the whole skiff binary instead.
-if [ "${SKIFF_BENCH_FULL:-0}" = 1 ] && nice cargo build --release -q -p skiff; then
+# The `skiff` binary (`skiff registry serve`, jemalloc as in production). SKIFF_BENCH_BARE=1
+# measures the registry crate's bare server instead (examples/serve.rs: the same
+# skiff_registry::serve with the system allocator), which builds much faster.
+if [ "${SKIFF_BENCH_BARE:-0}" != 1 ]; then
+  nice cargo build --release -q -p skiff
   serve_skiff() { exec "$PWD/target/release/skiff" registry serve --addr "$1" --data-dir "$2"; }
   server_kind="target/release/skiff registry serve"
 else
@@ -43,6 +44,8 @@ done
 sync
 
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$1/status"; }
+# cpu PID: the process's user and system CPU so far, in clock ticks.
+cpu() { awk '{print $14, $15}' "/proc/$1/stat"; }
 wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "http://$1/v2/" && return 0; sleep 0.1; done; return 1; }
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 
@@ -95,9 +98,15 @@ dist_idle=$(rss $dist_pid) skiff_idle=$(rss $skiff_pid)
 for i in $(seq "$ROUNDS"); do
   if [ $((i % 2)) = 1 ]; then order="dist skiff"; else order="skiff dist"; fi
   for who in $order; do
-    addr=$dist; [ "$who" = skiff ] && addr=$skiff
+    addr=$dist pid=$dist_pid
+    [ "$who" = skiff ] && addr=$skiff pid=$skiff_pid
     sync # every push starts with no dirty pages left by the one before
+    read -r user0 sys0 < <(cpu "$pid")
     push "$addr" "$i" >> "$work/push.$who"
+    read -r user1 sys1 < <(cpu "$pid")
+    # Per push: the server's user and system CPU (ticks). On a VM whose host is busy or
+    # lazily backs guest memory, slow rounds show up as inflated system time.
+    echo "round $i $who $(tail -n 1 "$work/push.$who") s, server cpu user $((user1 - user0)) sys $((sys1 - sys0)) ticks" >> "$work/rounds"
     pull "$addr" "$i" >> "$work/pull.$who"
     # Stored blobs are removed behind both registries' backs (all but the last round's, which
     # the manifest below refers to), so page cache and disk use do not grow round by round.
@@ -113,6 +122,7 @@ dpush=$(median < "$work/push.dist") spush=$(median < "$work/push.skiff")
 dpull=$(median < "$work/pull.dist") spull=$(median < "$work/pull.skiff")
 echo "skiff server: $server_kind"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1024/1024)}' /proc/meminfo) GiB, load $(cut -d' ' -f1-3 /proc/loadavg); blob ${SIZE_MIB} MiB, $ROUNDS rounds"
+cat "$work/rounds"
 echo "push seconds, distribution: $(tr '\n' ' ' < "$work/push.dist")"
 echo "push seconds, skiff:        $(tr '\n' ' ' < "$work/push.skiff")"
 echo "pull seconds, distribution: $(tr '\n' ' ' < "$work/pull.dist")"

@@ -1,14 +1,14 @@
 //! Blob upload sessions and the streaming write path. A request body is never held whole in
-//! memory: chunks are coalesced into ~1 MiB buffers and handed to one blocking thread, which
-//! hashes and appends each buffer in cache-sized slices, so every byte is written to the page
-//! cache while it is still hot from hashing. When the body's length is known, the file's
-//! blocks are reserved up front (`fallocate`), which spares the filesystem block allocation
-//! per write. The hash state lives in memory between PATCH requests; after a restart (or an
-//! algorithm the session did not hash with) the file is re-hashed at commit.
+//! memory: chunks (small ones coalesced to ~1 MiB) are shared, not copied, between a hashing
+//! thread and a writing thread that work side by side, so the page-cache copy never waits
+//! behind the hash, which is the slowest part of a push. When the body's length is known, the
+//! file's blocks are reserved up front (`fallocate`), which spares the filesystem block
+//! allocation per write. The hash state lives in memory between PATCH requests; after a
+//! restart (or an algorithm the session did not hash with) the file is re-hashed at commit.
 //!
-//! `bench/RESULTS.md` (Registry) has the measurements behind this shape: against a hasher
-//! thread and a writer thread working on the same buffers, it used about 8 % less wall time
-//! and 10 % less CPU per 512 MiB push on this 2-core machine.
+//! `bench/RESULTS.md` (Registry) has the measurements behind this shape, and the variants
+//! tried against it (one thread hashing then writing; hashing or writing on the async task;
+//! larger batches per hand-off), none of which was faster on this 2-core machine.
 
 use crate::error::{Error, Result};
 use crate::hash::Hasher;
