@@ -8,6 +8,7 @@
 #   random SIZE_MIB blob, to both registries in turn (the order alternates per round so neither
 #   always goes first; `sync` before each, so no push pays for the previous one's writeback);
 #   the median time of each, and per push the server's user and system CPU;
+#   One warm-up push and pull to each registry first, not counted;
 # - pull: a GET of each blob right after its push; the median;
 # - manifest GET: req/s with `wrk -t2 -c32`, each registry alone;
 # - RSS from /proc: idle before any request, after the pushes, after everything.
@@ -36,11 +37,12 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-for i in $(seq "$ROUNDS"); do
+for i in $(seq 0 "$ROUNDS"); do # blob0 is the warm-up's
   head -c "$((SIZE_MIB << 20))" /dev/urandom > "$work/blob$i"
   echo "sha256:$(sha256sum "$work/blob$i" | cut -d' ' -f1)" > "$work/digest$i"
   cat "$work/blob$i" > /dev/null # page cache
 done
+head -c 65536 /dev/urandom > "$work/layer" # the manifest benchmark's layer
 sync
 
 rss() { awk '/VmRSS/ {print int($2/1024)}' "/proc/$1/status"; }
@@ -63,13 +65,16 @@ push() { # ADDR I: prints seconds
     -T "$work/blob$2" "${url}digest=$(cat "$work/digest$2")"
 }
 pull() { curl -sf -o /dev/null -w '%{time_total}\n' "http://$1/v2/bench/blob/blobs/$(cat "$work/digest$2")"; }
-manifest_rps() { # ADDR: puts a manifest referencing the last blob, then wrk on it
-  local config='{}' cdigest url
+manifest_rps() { # ADDR: puts a manifest referencing a small config and layer, then wrk on it
+  local config='{}' cdigest ldigest url
   cdigest=sha256:$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)
   url=$(upload_url "$1")
   curl -sf -o /dev/null -X PUT --data-binary "$config" "${url}digest=$cdigest"
+  ldigest=sha256:$(sha256sum "$work/layer" | cut -d' ' -f1)
+  url=$(upload_url "$1")
+  curl -sf -o /dev/null -X PUT --data-binary "@$work/layer" "${url}digest=$ldigest"
   local manifest
-  manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}' "$cdigest" "$(cat "$work/digest$ROUNDS")" "$((SIZE_MIB << 20))")
+  manifest=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}' "$cdigest" "$ldigest" "$(stat -c %s "$work/layer")")
   curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
     --data-binary "$manifest" "http://$1/v2/bench/blob/manifests/v1"
   wrk -t2 -c32 -d"${WRK_SECONDS}s" -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
@@ -94,6 +99,16 @@ skiff_pid=$!; pids+=($skiff_pid)
 wait_up "$dist"; wait_up "$skiff"; sleep 1
 dist_idle=$(rss $dist_pid) skiff_idle=$(rss $skiff_pid)
 
+# A warm-up push and pull to each, not counted: a new process's first push also pays for
+# its first-touched memory, which on this VM can cost more than the push itself.
+for who in dist skiff; do
+  addr=$dist; [ "$who" = skiff ] && addr=$skiff
+  sync
+  push "$addr" 0 > /dev/null
+  pull "$addr" 0 > /dev/null
+  find "$work/$who" -type f -size +1M -delete
+done
+
 : > "$work/push.dist"; : > "$work/push.skiff"; : > "$work/pull.dist"; : > "$work/pull.skiff"
 for i in $(seq "$ROUNDS"); do
   if [ $((i % 2)) = 1 ]; then order="dist skiff"; else order="skiff dist"; fi
@@ -108,9 +123,9 @@ for i in $(seq "$ROUNDS"); do
     # lazily backs guest memory, slow rounds show up as inflated system time.
     echo "round $i $who $(tail -n 1 "$work/push.$who") s, server cpu user $((user1 - user0)) sys $((sys1 - sys0)) ticks" >> "$work/rounds"
     pull "$addr" "$i" >> "$work/pull.$who"
-    # Stored blobs are removed behind both registries' backs (all but the last round's, which
-    # the manifest below refers to), so page cache and disk use do not grow round by round.
-    [ "$i" = "$ROUNDS" ] || find "$work/$who" -type f -size +1M -delete
+    # Stored blobs are removed behind both registries' backs, so page cache and disk use do
+    # not grow round by round, and every push finds the same memory freed before it.
+    find "$work/$who" -type f -size +1M -delete
   done
 done
 dist_after=$(rss $dist_pid) skiff_after=$(rss $skiff_pid)

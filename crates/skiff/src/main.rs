@@ -57,7 +57,10 @@ enum Command {
 }
 
 /// glibc's malloc keeps the heap that a build's transient buffers grew (RSS ~140 MB after the
-/// first builds against ~18 MB idle); jemalloc returns freed pages to the system.
+/// first builds against ~18 MB idle); jemalloc returns freed pages to the system. Its
+/// background threads (the `background_threads` feature) do that while the server is idle
+/// too: after four 512 MiB registry pushes RSS falls from ~35 MB back to ~16 MB within 15 s,
+/// where without them it stayed at ~37 MB until the next allocations.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
