@@ -73,6 +73,7 @@ async fn claim(
                             &error.to_string(),
                         )
                         .await?;
+                    state.touched();
                     state.reporter.build_changed(claimed.stage.build_id, None);
                     continue;
                 }

@@ -302,6 +302,7 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
                                 &error.to_string(),
                             )
                             .await;
+                        state.touched();
                         state.reporter.build_changed(claim.stage.build_id, None);
                     }
                 },
