@@ -127,7 +127,8 @@ pub struct Build {
     /// The cron job's name for a `cron` build.
     pub cron: String,
     /// The pipeline file the build was planned from (empty for builds made before it was kept,
-    /// and for builds whose file could not be read). Not part of the API's build.
+    /// and for builds whose file could not be read; empty in listings). Not part of the API's
+    /// build.
     #[serde(default, skip_serializing)]
     pub config: String,
 }

@@ -247,9 +247,13 @@ impl Store {
             .await)?)
     }
 
-    /// The newest builds of a repository first.
+    /// The newest builds of a repository first, without their pipeline files (`config` is
+    /// empty): a listing does not need them, and they are the largest part of a build's row.
     pub async fn builds(&self, repo_id: i64, limit: i64) -> Result<Vec<Build>, StoreError> {
-        const SQL: &str = "SELECT * FROM builds WHERE repo_id = $1 ORDER BY number DESC LIMIT $2";
+        const SQL: &str = "SELECT id, repo_id, number, event, action, git_ref, branch, \
+            target_branch, sha, before_sha, message, author, author_email, fork, params, status, \
+            error, delivery_id, created, started, finished, deploy_to, cron, '' AS config \
+            FROM builds WHERE repo_id = $1 ORDER BY number DESC LIMIT $2";
         Ok(with_pool!(self, |p| sqlx::query_as::<_, Build>(SQL)
             .bind(repo_id)
             .bind(limit)

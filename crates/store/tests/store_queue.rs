@@ -4,7 +4,7 @@
 mod common;
 
 use common::{backends, build, repo, stage};
-use skiff_store::{LeaseState, RunnerSpec, StoreError, status};
+use skiff_store::{LeaseState, NewBuild, RunnerSpec, StoreError, status};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -47,13 +47,21 @@ async fn build_numbers_and_delivery_dedupe() {
             .expect("new build");
         assert_eq!(second.number, 2, "no number consumed by the duplicate");
         let manual = s
-            .create_build(&build(&r, None, vec![]))
+            .create_build(&NewBuild {
+                config: "kind: pipeline\n".into(),
+                ..build(&r, None, vec![])
+            })
             .await
             .expect("create")
             .expect("new build");
         assert_eq!(manual.number, 3);
         let list = s.builds(r.id, 10).await.expect("list");
         assert_eq!(list.iter().map(|b| b.number).collect::<Vec<_>>(), [3, 2, 1]);
+        // A listing leaves the pipeline file out; the build itself has it.
+        assert_eq!(list[0].config, "", "{}", s.backend());
+        let one = s.build(r.id, 3).await.expect("build").expect("exists");
+        assert_eq!(one.config, "kind: pipeline\n", "{}", s.backend());
+        assert_eq!(one.message, list[0].message);
         let steps = s.stages(first.id).await.expect("stages");
         assert_eq!(steps.len(), 1);
         assert_eq!(s.steps(steps[0].id).await.expect("steps").len(), 2);
