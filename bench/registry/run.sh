@@ -17,6 +17,11 @@ cd "$(dirname "$0")/../.."
 SIZE_MIB=${SIZE_MIB:-512}
 ROUNDS=${ROUNDS:-5}
 WRK_SECONDS=${WRK_SECONDS:-10}
+# As root, the tools are installed when missing (Debian packages, as scripts/test does).
+if [ "$(id -u)" = 0 ]; then
+  . scripts/lib.sh
+  need_packages wrk docker-registry curl
+fi
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v docker-registry >/dev/null || { echo "docker-registry is not installed" >&2; exit 1; }
 # The `skiff` binary (`skiff registry serve`, jemalloc as in production). SKIFF_BENCH_BARE=1
