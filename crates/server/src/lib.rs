@@ -150,6 +150,14 @@ impl State {
     pub(crate) fn touched(&self) {
         self.activity.send_modify(|n| *n = n.wrapping_add(1));
     }
+
+    /// After a stage ended, however it ended: log streams see it at once, and idle claimers
+    /// wake, since a freed slot (concurrency limits) or released dependants may be claimable.
+    /// The forge is told by the caller, who knows the build or only the stage.
+    pub(crate) fn stage_ended(&self) {
+        self.touched();
+        self.queued.notify_waiters();
+    }
 }
 
 pub(crate) type Shared = Arc<State>;

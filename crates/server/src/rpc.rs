@@ -73,7 +73,7 @@ async fn claim(
                             &error.to_string(),
                         )
                         .await?;
-                    state.touched();
+                    state.stage_ended();
                     state.reporter.build_changed(claimed.stage.build_id, None);
                     continue;
                 }
@@ -222,10 +222,8 @@ async fn finish(
         .finish_stage(id, &req.lease_token, &req.status, &req.error)
         .await?
     {
-        state.touched();
+        state.stage_ended();
         state.reporter.stage_finished(id);
-        // A freed slot (concurrency limits) or released dependants: wake idle claimers.
-        state.queued.notify_waiters();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::Conflict(

@@ -119,10 +119,8 @@ impl Io {
                     .store
                     .finish_stage(job.stage.id, &job.lease_token, outcome, error)
                     .await?;
-                state.touched();
+                state.stage_ended();
                 state.reporter.build_changed(job.stage.build_id, None);
-                // A freed slot (concurrency limits) or released dependants: wake idle claimers.
-                state.queued.notify_waiters();
                 Ok(())
             }
             Io::Remote(rpc) => rpc.finish(job, outcome, error).await,
@@ -302,7 +300,7 @@ pub(crate) fn spawn(state: Shared, stop: CancellationToken) -> tokio::task::Join
                                 &error.to_string(),
                             )
                             .await;
-                        state.touched();
+                        state.stage_ended();
                         state.reporter.build_changed(claim.stage.build_id, None);
                     }
                 },
