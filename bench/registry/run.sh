@@ -104,22 +104,26 @@ skiff_pid=$!; pids+=($skiff_pid)
 wait_up "$dist"; wait_up "$skiff"; sleep 1
 dist_idle=$(rss $dist_pid) skiff_idle=$(rss $skiff_pid)
 
+addr_of() { if [ "$1" = skiff ]; then echo "$skiff"; else echo "$dist"; fi; }
+# Stored blobs are removed behind the registry's back, so page cache and disk use do not grow
+# round by round, and every push finds the same memory freed before it.
+forget_blobs() { find "$work/$1" -type f -size +1M -delete; }
+
 # A warm-up push and pull to each, not counted: a new process's first push also pays for
 # its first-touched memory, which on this VM can cost more than the push itself.
 for who in dist skiff; do
-  addr=$dist; [ "$who" = skiff ] && addr=$skiff
   sync
-  push "$addr" 0 > /dev/null
-  pull "$addr" 0 > /dev/null
-  find "$work/$who" -type f -size +1M -delete
+  push "$(addr_of "$who")" 0 > /dev/null
+  pull "$(addr_of "$who")" 0 > /dev/null
+  forget_blobs "$who"
 done
 
 : > "$work/push.dist"; : > "$work/push.skiff"; : > "$work/pull.dist"; : > "$work/pull.skiff"
 for i in $(seq "$ROUNDS"); do
   if [ $((i % 2)) = 1 ]; then order="dist skiff"; else order="skiff dist"; fi
   for who in $order; do
-    addr=$dist pid=$dist_pid
-    [ "$who" = skiff ] && addr=$skiff pid=$skiff_pid
+    addr=$(addr_of "$who") pid=$dist_pid
+    [ "$who" = skiff ] && pid=$skiff_pid
     sync # every push starts with no dirty pages left by the one before
     read -r user0 sys0 < <(cpu "$pid")
     push "$addr" "$i" >> "$work/push.$who"
@@ -128,9 +132,7 @@ for i in $(seq "$ROUNDS"); do
     # lazily backs guest memory, slow rounds show up as inflated system time.
     echo "round $i $who $(tail -n 1 "$work/push.$who") s, server cpu user $((user1 - user0)) sys $((sys1 - sys0)) ticks" >> "$work/rounds"
     pull "$addr" "$i" >> "$work/pull.$who"
-    # Stored blobs are removed behind both registries' backs, so page cache and disk use do
-    # not grow round by round, and every push finds the same memory freed before it.
-    find "$work/$who" -type f -size +1M -delete
+    forget_blobs "$who"
   done
 done
 dist_after=$(rss $dist_pid) skiff_after=$(rss $skiff_pid)
